@@ -1,0 +1,330 @@
+"""Typed configuration: YAML files in ``conf/`` loaded into frozen dataclasses.
+
+``load_config(path)`` reads ``pipeline.yml`` and every ``sources/<name>.yml`` beside it and
+validates them before any Spark session exists. Unknown keys, wrong types and missing
+required values raise :class:`~cdi_spark.errors.ConfigError` naming the file, the dotted
+key, what was found and what was expected.
+
+Each stage owns one dataclass here; ``parse(cls, data, file=..., key=...)`` turns a plain
+mapping into any of them, so a new stage adds a dataclass, not a new loader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from cdi_spark.errors import ConfigError
+
+T = typing.TypeVar("T")
+
+# --------------------------------------------------------------------------------------------
+# Generic strict parsing
+# --------------------------------------------------------------------------------------------
+
+_SCALARS: dict[type, str] = {str: "a string", int: "an integer", float: "a number", bool: "true/false"}
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_describe(typing.get_args(tp)[1])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(tp))}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _found(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, file, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(file, key, f"expected {_describe(tp)}, found {_found(value)}")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(file, key, f"expected {_describe(tp)}, found {_found(value)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str) and value != "":
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    elif origin in (list, tuple):
+        if isinstance(value, list):
+            (item,) = typing.get_args(tp)[:1]
+            return tuple(_convert(item, v, file, f"{key}[{i}]") for i, v in enumerate(value))
+    elif origin is dict:
+        if isinstance(value, dict):
+            _, item = typing.get_args(tp)
+            return {str(k): _convert(item, v, file, f"{key}.{k}") for k, v in value.items()}
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            return parse(tp, value, file=file, key=key)
+    else:  # pragma: no cover - a programming error in a dataclass annotation
+        raise TypeError(f"config type {tp!r} at {key} is not supported")
+    raise ConfigError(file, key, f"expected {_describe(tp)}, found {_found(value)}")
+
+
+def parse(cls: type[T], data: Any, *, file: str | Path, key: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from a plain mapping, strictly.
+
+    Args:
+        cls: a dataclass type whose field annotations say what each key must hold.
+        data: the mapping read from YAML.
+        file: the file the mapping came from, for messages.
+        key: the dotted path of ``data`` inside the file ("" for the top).
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ConfigError: an unknown key, a missing required key, a wrong type, or a failed
+            cross-field check in ``cls.__post_init__`` (which may raise ``ValueError``).
+    """
+    file = str(file)
+    if not isinstance(data, dict):
+        raise ConfigError(file, key or "(top level)", f"expected {_describe(cls)}, found {_found(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(map(str, data)) - set(fields))
+    if unknown:
+        where = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise ConfigError(file, where, f"unknown key; expected one of: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{key}.{name}" if key else name
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], file, sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(file, sub, f"required key is missing; expected {_describe(hints[name])}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(file, key or "(top level)", str(exc)) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read one YAML file, turning I/O and syntax problems into ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "", "file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", f"not UTF-8 text: {exc}") from None
+
+
+def load_file(cls: type[T], path: str | Path) -> T:
+    """Read ``path`` and parse it into ``cls``."""
+    return parse(cls, read_yaml(path) or {}, file=path)
+
+
+# --------------------------------------------------------------------------------------------
+# Pipeline configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkProfile:
+    """Spark settings for one kind of run.
+
+    Attributes:
+        master: the master URL for runs started with ``python`` (``local[2]``); ignored when
+            ``spark-submit`` already chose one.
+        conf: Spark properties; each is applied only when neither spark-submit nor the
+            environment has set that key already.
+        block_outbound_http: point the driver JVM's HTTP(S) proxy at a closed local port so
+            that no library (Zingg's usage analytics included) can reach the internet. Meant
+            for local runs; leave off on clusters that read object stores over HTTPS.
+    """
+
+    master: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+    block_outbound_http: bool = False
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One expected column of a source export."""
+
+    name: str
+    type: Literal["string", "int", "long", "double", "boolean", "date", "timestamp"] = "string"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One raw export of one source system (``conf/sources/<name>.yml``).
+
+    Attributes:
+        name: the bronze table name (``bronze.<name>``); snake_case.
+        system: the source system it comes from (crm, marketing, support, ...).
+        format: the file format.
+        path: a path or glob of the export files, relative to the pipeline's ``raw_dir``.
+        primary_key: the field(s) that identify a row within one export file.
+        columns: the expected columns; ``required`` ones must be present in every file.
+        options: reader options passed to Spark (delimiter, quote, encoding, ...).
+    """
+
+    name: str
+    system: str
+    format: Literal["csv", "json", "jsonl", "parquet"]
+    path: str
+    primary_key: tuple[str, ...]
+    columns: tuple[ColumnSpec, ...] = ()
+    options: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("_", "").isalnum() or self.name.lower() != self.name:
+            raise ValueError(f"name {self.name!r} must be snake_case letters, digits and _")
+        if not self.primary_key:
+            raise ValueError("primary_key must name at least one field")
+
+
+STAGE_NAMES = ("ingest", "standardize", "resolve", "golden", "publish", "activate")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole run (``conf/pipeline.yml``).
+
+    Attributes:
+        lakehouse: root folder of the Delta tables (``<lakehouse>/<layer>/<table>``).
+        raw_dir: root folder of the raw exports that source paths are relative to.
+        profile: which entry of ``profiles`` to use when started with ``python``.
+        profiles: Spark settings per profile (``local``, ``cluster``).
+        stages: the stages to run, in order.
+        sources_dir: folder of ``<source>.yml`` files, relative to this file.
+        matching: matching configuration file, relative to this file.
+        survivorship: survivorship configuration file, relative to this file.
+        sources: filled by :func:`load_config` from ``sources_dir``.
+        path: the file this configuration was read from.
+    """
+
+    lakehouse: str = "lakehouse"
+    raw_dir: str = "data/raw"
+    profile: str = "local"
+    profiles: dict[str, SparkProfile] = field(default_factory=lambda: {"local": SparkProfile()})
+    stages: tuple[str, ...] = ("ingest",)
+    sources_dir: str = "sources"
+    matching: str = "matching.yml"
+    survivorship: str = "survivorship.yml"
+    sources: tuple[SourceConfig, ...] = field(default=(), init=False)
+    path: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        if self.profile not in self.profiles:
+            raise ValueError(
+                f"profile {self.profile!r} is not defined; defined: {', '.join(self.profiles)}"
+            )
+        for stage in self.stages:
+            if stage not in STAGE_NAMES:
+                raise ValueError(f"stages: unknown stage {stage!r}; known: {', '.join(STAGE_NAMES)}")
+        order = [STAGE_NAMES.index(s) for s in self.stages]
+        if order != sorted(order) or len(set(order)) != len(order):
+            raise ValueError(f"stages must be in pipeline order {', '.join(STAGE_NAMES)}")
+
+    @property
+    def spark(self) -> SparkProfile:
+        """The Spark profile this run uses."""
+        return self.profiles[self.profile]
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder of the configuration file; relative paths in it start here."""
+        return Path(self.path).parent if self.path else Path.cwd()
+
+    def config_hash(self) -> str:
+        """A short stable hash of the effective configuration (recorded with each run)."""
+        text = repr(dataclasses.asdict(self)).encode()
+        return hashlib.sha256(text).hexdigest()[:16]
+
+
+def load_config(path: str | Path, **overrides: Any) -> PipelineConfig:
+    """Load ``pipeline.yml`` and its ``sources/*.yml``; validate everything.
+
+    Relative ``lakehouse`` and ``raw_dir`` paths stay relative to the working directory,
+    the way a user typing ``--config conf/pipeline.yml`` from the project root expects;
+    ``sources_dir``, ``matching`` and ``survivorship`` are relative to the config file.
+
+    Args:
+        path: the pipeline YAML file.
+        **overrides: top-level keys to replace after reading (from command-line flags).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: anything wrong in any of the files.
+    """
+    path = Path(path)
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, "(top level)", f"expected a mapping, found {_found(data)}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = parse(PipelineConfig, data, file=path)
+    object.__setattr__(cfg, "path", str(path))
+    object.__setattr__(cfg, "sources", load_sources(cfg.base_dir / cfg.sources_dir))
+    return cfg
+
+
+def load_sources(folder: Path) -> tuple[SourceConfig, ...]:
+    """Every ``*.yml`` in ``folder`` as a :class:`SourceConfig`, sorted by name.
+
+    Raises:
+        ConfigError: the folder is missing, a file is invalid, or two files name the same
+            source (or a file's ``name`` differs from its file name).
+    """
+    if not folder.is_dir():
+        raise ConfigError(folder, "", "sources folder not found (pipeline.yml key sources_dir)")
+    sources = []
+    for file in sorted(folder.glob("*.yml")):
+        source = load_file(SourceConfig, file)
+        if source.name != file.stem:
+            raise ConfigError(file, "name", f"is {source.name!r} but the file is {file.name}; they must agree")
+        sources.append(source)
+    return tuple(sources)
