@@ -309,6 +309,9 @@ def load_config(path: str | Path, **overrides: Any) -> PipelineConfig:
     cfg = parse(PipelineConfig, data, file=path)
     object.__setattr__(cfg, "path", str(path))
     object.__setattr__(cfg, "sources", load_sources(cfg.base_dir / cfg.sources_dir))
+    # Validate the stage settings now, so a typo stops the run before Spark starts.
+    load_matching(cfg)
+    load_survivorship(cfg)
     return cfg
 
 
@@ -328,3 +331,47 @@ def load_sources(folder: Path) -> tuple[SourceConfig, ...]:
             raise ConfigError(file, "name", f"is {source.name!r} but the file is {file.name}; they must agree")
         sources.append(source)
     return tuple(sources)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage settings files
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """Identity resolution settings (``conf/matching.yml``).
+
+    Attributes:
+        max_key_frequency: a match key shared by more records than this is reported and
+            not used to link records.
+        model_dir: folder of trained Zingg models, relative to the lakehouse.
+    """
+
+    max_key_frequency: int = 50
+    model_dir: str = "models/zingg"
+
+    def __post_init__(self) -> None:
+        if self.max_key_frequency < 2:
+            raise ValueError(f"max_key_frequency must be at least 2, found {self.max_key_frequency}")
+
+
+@dataclass(frozen=True)
+class SurvivorshipConfig:
+    """Golden-profile survivorship settings (``conf/survivorship.yml``).
+
+    Attributes:
+        source_priority: systems in the order they win a field without a rule of its own.
+    """
+
+    source_priority: tuple[str, ...] = ()
+
+
+def load_matching(cfg: PipelineConfig) -> MatchingConfig:
+    """The matching configuration named by ``cfg.matching``."""
+    return load_file(MatchingConfig, cfg.base_dir / cfg.matching)
+
+
+def load_survivorship(cfg: PipelineConfig) -> SurvivorshipConfig:
+    """The survivorship configuration named by ``cfg.survivorship``."""
+    return load_file(SurvivorshipConfig, cfg.base_dir / cfg.survivorship)

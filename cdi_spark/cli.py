@@ -1,0 +1,170 @@
+"""The ``cdi-spark`` console command.
+
+Subcommands:
+
+* ``cdi-spark run --config conf/pipeline.yml``: run the pipeline's stages;
+* ``cdi-spark generate --out data/demo --people 3000``: write the demo source exports;
+* ``cdi-spark demo``: generate demo data, run the pipeline, print the tables.
+
+Configuration is loaded and validated before a SparkSession exists; a
+:class:`~cdi_spark.errors.CdiError` ends the command with its message and exit code, no
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cdi_spark import __version__
+from cdi_spark.config import PipelineConfig, SparkProfile, load_config
+from cdi_spark.errors import CdiError
+from cdi_spark.logs import setup_logging, timed
+
+log = logging.getLogger("cdi_spark")
+
+DEFAULT_CONFIG = "conf/pipeline.yml"
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML (default: %(default)s)")
+    parser.add_argument("--lakehouse", help="override the config's lakehouse folder")
+    parser.add_argument("--raw-dir", help="override the config's raw exports folder")
+    parser.add_argument("--profile", help="override the config's Spark profile (local, cluster)")
+    parser.add_argument("--stages", help="comma-separated stages to run instead of the config's")
+
+
+def _load(args: argparse.Namespace) -> PipelineConfig:
+    from cdi_spark.pipeline import check_stages
+
+    stages = args.stages.split(",") if getattr(args, "stages", None) else None
+    cfg = load_config(
+        args.config, lakehouse=args.lakehouse, raw_dir=args.raw_dir, profile=args.profile, stages=stages
+    )
+    check_stages(cfg)
+    return cfg
+
+
+def _session(profile: SparkProfile, app_name: str):
+    from cdi_spark.session import build_session  # pyspark loads only once arguments are good
+
+    return build_session(profile, app_name=app_name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the configured stages; non-zero exit when a stage failed or left problems."""
+    from cdi_spark.pipeline import raise_for_problems, run_pipeline
+
+    cfg = _load(args)
+    spark = _session(cfg.spark, "cdi-spark run")
+    with timed() as clock:
+        reports = run_pipeline(spark, cfg)
+    log.info("run finished in %.1f s", clock["seconds"])
+    raise_for_problems(reports)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write demo exports and their ground truth."""
+    from cdi_spark.generate import generate
+
+    spark = _session(_generator_profile(args), "cdi-spark generate")
+    with timed() as clock:
+        summary = generate(spark, args.out, people=args.people, seed=args.seed, batch=args.batch)
+    for source, rows in sorted(summary.records.items()):
+        log.info("generated %s: %s rows (%s malformed)", source, f"{rows:,}", summary.malformed.get(source, 0))
+    log.info("generated %s people in %.1f s into %s", f"{args.people:,}", clock["seconds"], args.out)
+    return 0
+
+
+def _generator_profile(args: argparse.Namespace) -> SparkProfile:
+    cfg = load_config(args.config) if Path(args.config).is_file() else PipelineConfig()
+    return cfg.spark
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate demo data (unless already there for this size and seed), run the pipeline,
+    and print where the tables are."""
+    from cdi_spark.generate import generate
+    from cdi_spark.lakehouse import format_summary, summarize
+    from cdi_spark.pipeline import raise_for_problems, run_pipeline
+
+    data_dir = Path(args.data_dir)
+    args.raw_dir = args.raw_dir or str(data_dir / "raw")
+    cfg = _load(args)
+    spark = _session(cfg.spark, "cdi-spark demo")
+    wanted = {"people": args.people, "seed": args.seed, "batch": "day1"}
+    marker = data_dir / "_demo.json"
+    if not marker.is_file() or json.loads(marker.read_text()) != wanted:
+        for folder in (data_dir, Path(cfg.lakehouse)):
+            if folder.exists():
+                log.info("demo: removing %s (made for another size or seed)", folder)
+                shutil.rmtree(folder)
+        with timed() as clock:
+            generate(spark, data_dir, people=args.people, seed=args.seed, batch="day1")
+        marker.write_text(json.dumps(wanted))
+        log.info("demo: generated %s people in %.1f s", f"{args.people:,}", clock["seconds"])
+    else:
+        log.info("demo: reusing the data in %s (%s people, seed %s)", data_dir, args.people, args.seed)
+    with timed() as clock:
+        reports = run_pipeline(spark, cfg)
+    print(f"\ncdi-spark demo: {args.people:,} people, pipeline ran in {clock['seconds']:.1f} s")
+    for report in reports:
+        counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
+        print(f"  {report.stage:<12} {report.seconds:7.1f} s  {counts}")
+    print(f"\nDelta tables under {Path(cfg.lakehouse).resolve()}:\n")
+    print(format_summary(summarize(spark, cfg.lakehouse)))
+    raise_for_problems(reports)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cdi-spark`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="cdi-spark",
+        description="Customer Data Integration on Spark: ingest source exports, standardize, "
+        "resolve identities and publish golden Customer 360 profiles as Delta tables.",
+    )
+    parser.add_argument("--version", action="version", version=f"cdi-spark {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline's stages", description=cmd_run.__doc__)
+    _config_args(run)
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser("generate", help="write demo source exports", description=cmd_generate.__doc__)
+    gen.add_argument("--out", default="data/demo", help="output folder (default: %(default)s)")
+    gen.add_argument("--people", type=int, default=3000, help="people to generate (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    gen.add_argument("--batch", default="day1", help="batch to write: day1, day2 (default: %(default)s)")
+    gen.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML for Spark settings")
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="generate demo data and run the whole pipeline", description=cmd_demo.__doc__)
+    _config_args(demo)
+    demo.add_argument("--people", type=int, default=3000, help="people to generate (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    demo.add_argument("--data-dir", default="data/demo", help="demo data folder (default: %(default)s)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cdi-spark`` command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return args.func(args)
+    except CdiError as exc:
+        print(f"cdi-spark: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

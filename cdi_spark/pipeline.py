@@ -1,0 +1,120 @@
+"""Runs the configured stages in order and logs each one's counts and seconds.
+
+A stage is a function ``(spark, cfg, run_id) -> StageReport``. :data:`STAGES` maps the
+names used in ``pipeline.yml`` to them; a stage that is not in this version yet is refused
+by :func:`check_stages` before Spark starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+
+from cdi_spark.config import PipelineConfig
+from cdi_spark.errors import ConfigError, StageError
+from cdi_spark.logs import timed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What one stage did: row and file counts, seconds, and problems that did not stop it."""
+
+    stage: str
+    counts: dict[str, int]
+    seconds: float = 0.0
+    problems: tuple[str, ...] = field(default=())
+
+
+def _ingest(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageReport:
+    from cdi_spark.ingest import ingest  # stage modules load only when their stage runs
+
+    results = ingest(spark, cfg, run_id=run_id)
+    counts = {
+        "sources": len(results),
+        "files_loaded": sum(r.files_loaded for r in results),
+        "files_skipped": sum(r.files_skipped for r in results),
+        "rows_read": sum(r.rows_read for r in results),
+        "rows_bronze": sum(r.rows_bronze for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+    }
+    problems = tuple(f"source {r.source}: {r.error}" for r in results if r.error)
+    return StageReport("ingest", counts, problems=problems)
+
+
+STAGES: dict[str, Callable[[SparkSession, PipelineConfig, str], StageReport]] = {
+    "ingest": _ingest,
+}
+
+
+def check_stages(cfg: PipelineConfig) -> None:
+    """Refuse stages this version does not have yet, before any Spark work.
+
+    Raises:
+        ConfigError: naming the stage and the available ones.
+    """
+    for stage in cfg.stages:
+        if stage not in STAGES:
+            raise ConfigError(
+                cfg.path,
+                "stages",
+                f"stage {stage!r} is not available in this version; available: {', '.join(STAGES)}",
+            )
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20260101T120000Z-1a2b3c``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None = None) -> list[StageReport]:
+    """Run ``cfg.stages`` in order.
+
+    Every Delta commit of the run carries the run id in its user metadata, so
+    ``DESCRIBE HISTORY`` says which run wrote each version.
+
+    Args:
+        spark: the session (from :func:`cdi_spark.session.build_session`).
+        cfg: the loaded pipeline configuration.
+        run_id: defaults to a new id.
+
+    Returns:
+        One report per stage, in order.
+
+    Raises:
+        StageError: a stage failed; the message names the stage and what to do.
+    """
+    check_stages(cfg)
+    run_id = run_id or new_run_id()
+    spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", run_id)
+    log.info("run %s: stages %s, lakehouse %s", run_id, ", ".join(cfg.stages), cfg.lakehouse)
+    reports = []
+    for name in cfg.stages:
+        log.info("stage %s: starting", name)
+        with timed() as clock:
+            report = STAGES[name](spark, cfg, run_id)
+        report = StageReport(report.stage, report.counts, clock["seconds"], report.problems)
+        counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
+        log.info("stage %s: done in %.1f s: %s", name, report.seconds, counts)
+        for problem in report.problems:
+            log.error("stage %s: %s", name, problem)
+        reports.append(report)
+    spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    return reports
+
+
+def raise_for_problems(reports: list[StageReport]) -> None:
+    """Fail a run whose stages finished but left problems (a source that could not load).
+
+    Raises:
+        StageError: listing every problem.
+    """
+    problems = [f"{r.stage}: {p}" for r in reports for p in r.problems]
+    if problems:
+        raise StageError("run", f"finished with {len(problems)} problem(s): " + "; ".join(problems))
