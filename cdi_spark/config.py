@@ -375,3 +375,38 @@ def load_matching(cfg: PipelineConfig) -> MatchingConfig:
 def load_survivorship(cfg: PipelineConfig) -> SurvivorshipConfig:
     """The survivorship configuration named by ``cfg.survivorship``."""
     return load_file(SurvivorshipConfig, cfg.base_dir / cfg.survivorship)
+
+
+# --------------------------------------------------------------------------------------------
+# Standardization: how one source's fields map onto the canonical customer record
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SourceMapping:
+    """The ``mapping:`` block of a person-bearing source (``conf/sources/<name>.yml``).
+
+    Attributes:
+        record_id: the field holding the source's record id (dotted for nested JSON).
+        fields: canonical field -> a source field (dotted path), or a list of fields whose
+            non-empty values are joined with a space (address lines, name parts).
+        constants: canonical field -> a fixed value for every row (a source's country).
+        formats: time field -> how its text is written (iso, mdy, dmy, epoch_s, epoch_ms).
+        references: another source's name -> the field here that holds that source's
+            record id (billing's ``metadata.crm_id`` -> ``crm_contacts``).
+    """
+
+    record_id: str
+    fields: dict[str, str | list[str]] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    formats: dict[str, Literal["iso", "mdy", "dmy", "epoch_s", "epoch_ms"]] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from cdi_spark.standardize.canonical import MAPPABLE_FIELDS, TIME_FIELDS
+
+        for name in [*self.fields, *self.constants]:
+            if name not in MAPPABLE_FIELDS:
+                raise ValueError(f"unknown canonical field {name!r}; expected one of: {', '.join(MAPPABLE_FIELDS)}")
+        for name in self.formats:
+            if name not in TIME_FIELDS:
+                raise ValueError(f"formats: {name!r} is not a time field; time fields: {', '.join(TIME_FIELDS)}")
