@@ -132,7 +132,7 @@ def marketing_contacts(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     df = people.filter("in_marketing").withColumn("slot", slots(r, 0.03, "mkt_dup"))
     key = pid() * 2 + F.col("slot")
     p_variant = F.when(F.col("slot") == 1, 1.0).otherwise(0.12)
-    email = F.when(F.col("in_household") & r.chance(0.15, "mkt_fam", key), F.col("family_email")) \
+    email = F.when(F.col("in_household") & r.chance(0.3, "mkt_fam", key), F.col("family_email")) \
         .otherwise(noise.email_variant(F.col("email"), p_variant, r, "mkt", key))
     home = F.when(F.col("mover") & r.chance(0.3, "mkt_stale", key), F.col("old_home")) \
         .otherwise(F.col("home"))

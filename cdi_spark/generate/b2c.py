@@ -45,7 +45,7 @@ def billing_customers(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     cid = ids.stripe_id("cus_", key)
     return df.select(
         cid.alias("id"), F.lit("customer").alias("object"),
-        noise.maybe_null(_personal_or_family(r, key, "bill", 0.15), 0.03, r, "bill_e", key)
+        noise.maybe_null(_personal_or_family(r, key, "bill", 0.3), 0.03, r, "bill_e", key)
         .alias("email"),
         noise.maybe_null(_full_name(r, key, "bill_n"), 0.05, r, "bill_n", key).alias("name"),
         noise.maybe_null(noise.phone(ctry(), F.col("mobile"), style), 0.4, r, "bill_ph", key)
@@ -94,7 +94,7 @@ def shop_customers(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     spent = F.aggregate(F.sequence(F.lit(1), n), F.lit(0.0).cast("double"),
                         lambda acc, k: acc + _order_total(r, sid, k))
     email = F.when(guest, noise.email_variant(F.col("email"), 0.7, r, "shop_g", key)) \
-        .otherwise(_personal_or_family(r, key, "shop", 0.2))
+        .otherwise(_personal_or_family(r, key, "shop", 0.35))
     home = F.when(F.col("mover") & ~r.chance(0.5, "shop_new", key), F.col("old_home")) \
         .otherwise(F.col("home"))
     has_addr = ~guest & ~r.chance(0.1, "shop_noaddr", key)

@@ -55,7 +55,7 @@ STREET_ABBREV: dict[str, str] = {
 }
 STREET_REGEX_ABBREV: tuple[tuple[str, str], ...] = tuple(
     [(rf"\b{full}$", short) for full, short in STREET_ABBREV.items()]
-    + [("straße$", "str."), ("^avenue ", "av. "), ("^boulevard ", "bd ")]
+    + [("straße(?= )", "str."), ("^avenue ", "av. "), ("^boulevard ", "bd ")]
 )
 
 EMAIL_DOMAINS = {
