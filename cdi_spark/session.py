@@ -24,6 +24,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark import SparkConf
@@ -136,6 +137,9 @@ def build_session(
     wanted: dict[str, str] = {**BASE_CONF, **profile.conf, **(extra_conf or {})}
     if not submitted:
         wanted["spark.jars"] = ",".join(local_jars())
+        # Python workers (pandas UDFs) must run this interpreter, which has the dependencies;
+        # otherwise Spark starts whatever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if profile.block_outbound_http:
             java_opts = wanted.get("spark.driver.extraJavaOptions", "")
             wanted["spark.driver.extraJavaOptions"] = f"{java_opts} {_NO_HTTP}".strip()

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 from chispa import assert_df_equality
 
 from cdi_spark.generate import b2b, b2c
 from cdi_spark.generate.people import latent_people
 from cdi_spark.generate.rand import Draws
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def _contacts(spark, seed, partitions=None):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from cdi_spark.generate import GenerateError, generate
 from cdi_spark.generate.malformed import SAMPLE_ROWS
 
 # pandas UDF workers must use this interpreter (it has pandas and phonenumbers)
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 PEOPLE = 300
 CONTRACT = {
