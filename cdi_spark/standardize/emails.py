@@ -59,9 +59,7 @@ def email_is_valid(email: Column) -> Column:
         >>> df.withColumn("email_valid", email_is_valid(F.col("email")))
     """
     local = F.substring_index(email, "@", 1)
-    return (
-        email.rlike(EMAIL_PATTERN) & (F.length(email) <= 254) & (F.length(local) <= 64)
-    )
+    return email.rlike(EMAIL_PATTERN) & (F.length(email) <= 254) & (F.length(local) <= 64)
 
 
 def _mapping(values: dict[str, str]) -> Column:

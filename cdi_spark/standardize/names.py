@@ -44,9 +44,11 @@ PARTICLES = (
 )  # fmt: skip
 
 _HONORIFIC_RE = r"(?i)^((?:(?:" + "|".join(HONORIFICS) + r")(?:\.\s*|\s+))+)"
-_SUFFIX_WORD = r"(?:" + "|".join(sorted(SUFFIXES, key=len, reverse=True)).replace(
-    "phd", r"ph\.?d"
-).replace("md", r"m\.?d") + r")\.?"
+_SUFFIX_WORD = (
+    r"(?:"
+    + "|".join(sorted(SUFFIXES, key=len, reverse=True)).replace("phd", r"ph\.?d").replace("md", r"m\.?d")
+    + r")\.?"
+)
 _SUFFIX_RE = r"(?i)((?:[\s,]+" + _SUFFIX_WORD + r")+)$"
 _PARTICLE_ALT = "|".join(PARTICLES)
 # group 1: everything before the family name; group 2: particles + last token.
@@ -69,9 +71,7 @@ def _fold_table() -> tuple[str, str]:
     for lo, hi in ranges:
         for code in range(lo, hi + 1):
             ch = chr(code)
-            folded = "".join(
-                c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
-            )
+            folded = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
             if ch in _SPECIAL_FOLDS:
                 folded = _SPECIAL_FOLDS[ch]
             if len(folded) == 1 and folded.isascii() and folded != ch:
@@ -270,20 +270,12 @@ def parse_full_name(col: Column, *, unicode_form: bool = True) -> Column:
     comma_family = F.substring_index(core, ",", 1)
     comma_rest = F.regexp_replace(F.regexp_replace(core, r"^[^,]*,", ""), ",", " ")
     spaced = F.regexp_extract(core, _FAMILY_RE, 0) != ""
-    family = F.when(has_comma, comma_family).when(
-        spaced, F.regexp_extract(core, _FAMILY_RE, 2)
-    )
-    before = squish(
-        F.when(has_comma, comma_rest)
-        .when(spaced, F.regexp_extract(core, _FAMILY_RE, 1))
-        .otherwise(core)
-    )
+    family = F.when(has_comma, comma_family).when(spaced, F.regexp_extract(core, _FAMILY_RE, 2))
+    before = squish(F.when(has_comma, comma_rest).when(spaced, F.regexp_extract(core, _FAMILY_RE, 1)).otherwise(core))
     given = F.substring_index(before, " ", 1)
     middle = F.when(before.contains(" "), F.regexp_replace(before, r"^\S+\s+", ""))
 
-    suffix_words = F.filter(
-        F.split(F.lower(F.regexp_replace(suffix_raw, r"\.", "")), r"[\s,]+"), lambda w: w != ""
-    )
+    suffix_words = F.filter(F.split(F.lower(F.regexp_replace(suffix_raw, r"\.", "")), r"[\s,]+"), lambda w: w != "")
     suffix_map = F.create_map(*[F.lit(x) for pair in SUFFIXES.items() for x in pair])
     suffix = F.array_join(F.transform(suffix_words, lambda w: suffix_map[w]), ", ")
     honor = F.initcap(F.lower(squish(F.regexp_replace(honorific, r"\.", " "))))

@@ -51,9 +51,7 @@ def _parse_phones(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd
     for raw, region in batches:
         pairs = pd.DataFrame({"raw": _none_if_missing(raw), "region": _none_if_missing(region)})
         # Exports repeat numbers (household lines, switchboards): parse each pair once.
-        parsed = {
-            key: _e164(*key) for key in pairs.drop_duplicates().itertuples(index=False, name=None)
-        }
+        parsed = {key: _e164(*key) for key in pairs.drop_duplicates().itertuples(index=False, name=None)}
         results = [parsed[key] for key in pairs.itertuples(index=False, name=None)]
         yield pd.DataFrame(
             {
