@@ -133,7 +133,9 @@ def _capitalize_word(word: Column) -> Column:
     def cap(ch: Column, i: Column) -> Column:
         prev = F.get(chars, i - 1)
         mc = (i == 2) & (F.substring(word, 1, 2) == "mc") & (F.length(word) > 3)
-        return F.when((i == 0) | prev.isin(*_WORD_START_AFTER) | mc, F.upper(ch)).otherwise(ch)
+        possessive = (ch == "s") & (i == F.size(chars) - 1)  # "John's", not "John'S"
+        after_mark = prev.isin(*_WORD_START_AFTER) & ~possessive
+        return F.when((i == 0) | after_mark | mc, F.upper(ch)).otherwise(ch)
 
     return F.array_join(F.transform(chars, cap), "")
 
