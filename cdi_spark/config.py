@@ -208,6 +208,8 @@ class SourceConfig:
         primary_key: the field(s) that identify a row within one export file.
         columns: the expected columns; ``required`` ones must be present in every file.
         options: reader options passed to Spark (delimiter, quote, encoding, ...).
+        mapping: for a person-bearing source, how its fields map onto the canonical
+            customer record (standardize stage); absent for activity exports.
     """
 
     name: str
@@ -217,6 +219,7 @@ class SourceConfig:
     primary_key: tuple[str, ...]
     columns: tuple[ColumnSpec, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
+    mapping: SourceMapping | None = None
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum() or self.name.lower() != self.name:
@@ -241,6 +244,7 @@ class PipelineConfig:
         sources_dir: folder of ``<source>.yml`` files, relative to this file.
         matching: matching configuration file, relative to this file.
         survivorship: survivorship configuration file, relative to this file.
+        quality: data-quality thresholds file, relative to this file.
         sources: filled by :func:`load_config` from ``sources_dir``.
         path: the file this configuration was read from.
     """
@@ -253,6 +257,7 @@ class PipelineConfig:
     sources_dir: str = "sources"
     matching: str = "matching.yml"
     survivorship: str = "survivorship.yml"
+    quality: str = "quality.yml"
     sources: tuple[SourceConfig, ...] = field(default=(), init=False)
     path: str = field(default="", init=False)
 
@@ -312,6 +317,7 @@ def load_config(path: str | Path, **overrides: Any) -> PipelineConfig:
     # Validate the stage settings now, so a typo stops the run before Spark starts.
     load_matching(cfg)
     load_survivorship(cfg)
+    load_quality(cfg)
     return cfg
 
 
@@ -410,3 +416,33 @@ class SourceMapping:
         for name in self.formats:
             if name not in TIME_FIELDS:
                 raise ValueError(f"formats: {name!r} is not a time field; time fields: {', '.join(TIME_FIELDS)}")
+
+
+@dataclass(frozen=True)
+class FieldThreshold:
+    """Limits for one field of one source; ``None`` means no limit."""
+
+    min_fill: float | None = None
+    max_invalid: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min_fill", "max_invalid"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a fraction between 0 and 1, found {value}")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Data-quality thresholds (``conf/quality.yml``): source -> field -> limits.
+
+    A standardize run whose measured fill or invalid rate crosses a limit fails with a
+    message naming the source and the field.
+    """
+
+    sources: dict[str, dict[str, FieldThreshold]] = field(default_factory=dict)
+
+
+def load_quality(cfg: PipelineConfig) -> QualityConfig:
+    """The data-quality thresholds named by ``cfg.quality``."""
+    return load_file(QualityConfig, cfg.base_dir / cfg.quality)
