@@ -1,0 +1,109 @@
+"""Deterministic match edges: cheap, exact, explainable links on strong identifiers.
+
+Rules (each edge records the rule that made it):
+
+* ``email``: same email matching key (plus-tag and provider-dot free); role and shared
+  mailboxes (info@, sales@ ...) and invalid addresses never count;
+* ``phone``: same E.164 number;
+* ``reference``: a record names another source's record id (billing ``metadata.crm_id``
+  -> the CRM contact).
+
+Strong identifiers are shared by families (a household email, a landline), so ``email``
+and ``phone`` edges also need compatible given names (equal nickname-canonical keys, one
+missing, one an initial of the other, or one typo apart in a name of six letters or more);
+``reference`` edges are taken as the source system states them.
+
+Every rule is an equi-join on its key, never a cross join. A key shared by more than
+``max_key_frequency`` records (a default phone such as 0000000000, a test email) is
+detected, reported in :class:`RulesResult.overshared` and not used: one bad key would
+otherwise pull thousands of records into one cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+EDGE_COLUMNS = ("left_key", "right_key", "rule", "score")
+
+
+@dataclass(frozen=True)
+class RulesResult:
+    """Edges and the keys left out.
+
+    Attributes:
+        edges: left_key < right_key, rule, score (1.0); one row per pair and rule.
+        overshared: rule, key, records: keys shared by too many records (not used).
+    """
+
+    edges: DataFrame
+    overshared: DataFrame
+
+
+def compatible_given_names(left: Column, right: Column) -> Column:
+    """True when two given-name keys can belong to one person.
+
+    Equal keys, a missing side, an initial ("j" and "john"), or one edit apart for names
+    of six letters or more ("jonathon" and "jonathan"; "mary" and "mark" are two people).
+    """
+    shorter = F.least(F.length(left), F.length(right))
+    return (
+        left.isNull()
+        | right.isNull()
+        | (left == right)
+        | ((shorter == 1) & (F.substring(left, 1, 1) == F.substring(right, 1, 1)))
+        | ((shorter >= 6) & (F.levenshtein(left, right) <= 1))
+    )
+
+
+def _key_pairs(records: DataFrame, rule: str, key: Column, max_key_frequency: int) -> tuple[DataFrame, DataFrame]:
+    keyed = records.select("record_key", "given_name_key", key.alias("_key")).filter(F.col("_key").isNotNull())
+    counts = keyed.groupBy("_key").agg(F.count(F.lit(1)).alias("records"))
+    overshared = counts.filter(F.col("records") > max_key_frequency)
+    usable = keyed.join(overshared.select("_key"), "_key", "left_anti")
+    left, right = usable.alias("l"), usable.alias("r")
+    pairs = left.join(right, (F.col("l._key") == F.col("r._key")) & (F.col("l.record_key") < F.col("r.record_key")))
+    pairs = pairs.filter(compatible_given_names(F.col("l.given_name_key"), F.col("r.given_name_key")))
+    edges = pairs.select(
+        F.col("l.record_key").alias("left_key"), F.col("r.record_key").alias("right_key"), F.lit(rule).alias("rule")
+    )
+    return edges, overshared.select(F.lit(rule).alias("rule"), F.col("_key").alias("key"), "records")
+
+
+def _reference_pairs(records: DataFrame) -> DataFrame:
+    refs = records.filter(F.col("ref_record_key").isNotNull()).select("record_key", "ref_record_key")
+    known = records.select(F.col("record_key").alias("ref_record_key"))
+    linked = refs.join(known, "ref_record_key")  # references to records we do not hold are dropped
+    return linked.select(
+        F.least("record_key", "ref_record_key").alias("left_key"),
+        F.greatest("record_key", "ref_record_key").alias("right_key"),
+        F.lit("reference").alias("rule"),
+    )
+
+
+def deterministic_edges(records: DataFrame, *, max_key_frequency: int = 50) -> RulesResult:
+    """All deterministic edges over canonical records.
+
+    Args:
+        records: ``silver.customer_records`` rows (record_key, given_name_key, email_key,
+            email_valid, email_is_role, phone_e164, ref_record_key are used).
+        max_key_frequency: keys shared by more records than this are reported, not used.
+
+    Returns:
+        Edges (score 1.0) and the over-shared keys.
+    """
+    email = F.when(F.col("email_valid") & ~F.coalesce(F.col("email_is_role"), F.lit(False)), F.col("email_key"))
+    email_edges, email_over = _key_pairs(records, "email", email, max_key_frequency)
+    phone_edges, phone_over = _key_pairs(records, "phone", F.col("phone_e164"), max_key_frequency)
+    edges = (
+        email_edges.unionByName(phone_edges)
+        .unionByName(_reference_pairs(records))
+        .dropDuplicates(["left_key", "right_key", "rule"])
+        .withColumn("score", F.lit(1.0))
+    )
+    return RulesResult(edges.select(*EDGE_COLUMNS), email_over.unionByName(phone_over))
