@@ -48,8 +48,17 @@ def _ingest(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageRepor
     return StageReport("ingest", counts, problems=problems)
 
 
+def _standardize(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageReport:
+    from cdi_spark.standardize.stage import standardize
+
+    result = standardize(spark, cfg, run_id=run_id)
+    counts = {"sources": len(result.rows_in), "rows_in": sum(result.rows_in.values()), "records_written": result.rows_out}
+    return StageReport("standardize", counts)
+
+
 STAGES: dict[str, Callable[[SparkSession, PipelineConfig, str], StageReport]] = {
     "ingest": _ingest,
+    "standardize": _standardize,
 }
 
 

@@ -8,15 +8,7 @@ Also a spark-submit entry point (generation runs on Spark, so a cluster writes
 Same flags as ``cdi-spark generate`` (``--help`` lists them).
 """
 
-import sys
-from pathlib import Path
-
-try:
-    import cdi_spark  # noqa: F401  (installed, or shipped with --py-files)
-except ImportError:  # running from a source checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cdi_spark.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["generate", *sys.argv[1:]]))
+    run("generate")

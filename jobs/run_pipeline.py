@@ -3,17 +3,11 @@
 Also a spark-submit entry point (see the README for the jars and --py-files):
 
     spark-submit --jars ... jobs/run_pipeline.py --config conf/pipeline.yml --profile cluster
+
+Same flags as ``cdi-spark run`` (``--help`` lists them).
 """
 
-import sys
-from pathlib import Path
-
-try:
-    import cdi_spark  # noqa: F401  (installed, or shipped with --py-files)
-except ImportError:  # running from a source checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cdi_spark.cli import main
+from _entry import run
 
 if __name__ == "__main__":
-    sys.exit(main(["run", *sys.argv[1:]]))
+    run("run")
