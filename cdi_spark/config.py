@@ -189,11 +189,27 @@ class SparkProfile:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One expected column of a source export."""
+    """One expected column of a source export.
+
+    Attributes:
+        name: the column (CSV header) or top-level key (JSON) as the export writes it.
+        type: what its values must parse as. Bronze keeps text formats as text; a value
+            that does not parse as ``type`` sends its row to quarantine (``wrong_type``).
+            ``any`` checks nothing (nested Parquet columns, free text).
+        required: the column must be present in every file; a file without it fails the
+            source with a message naming the file and the column.
+        format: a Spark datetime pattern for ``date`` / ``timestamp`` text that is not ISO
+            8601 (``MM/dd/yyyy HH:mm``).
+    """
 
     name: str
-    type: Literal["string", "int", "long", "double", "boolean", "date", "timestamp"] = "string"
+    type: Literal["string", "int", "long", "double", "boolean", "date", "timestamp", "any"] = "string"
     required: bool = False
+    format: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.type not in ("date", "timestamp"):
+            raise ValueError(f"column {self.name!r}: format applies to date and timestamp columns, not {self.type}")
 
 
 @dataclass(frozen=True)
@@ -207,7 +223,14 @@ class SourceConfig:
         path: a path or glob of the export files, relative to the pipeline's ``raw_dir``.
         primary_key: the field(s) that identify a row within one export file.
         columns: the expected columns; ``required`` ones must be present in every file.
-        options: reader options passed to Spark (delimiter, quote, encoding, ...).
+        options: reader options (``delimiter``, ``quote``, ``escape`` for CSV); unknown
+            option names are errors.
+        encoding: the files' character set; it must be ASCII-compatible (UTF-8, ISO-8859-1,
+            windows-1252, ...). Bytes that do not decode send their row to quarantine.
+        header: CSV files start with a header line (the only supported layout).
+        multiline: JSON: each file holds one array of objects (``true``) or one object per
+            line (``false``, JSON Lines). Defaults to ``true`` for ``json``, ``false`` for
+            ``jsonl``; CSV quoted fields may always span lines.
         mapping: for a person-bearing source, how its fields map onto the canonical
             customer record (standardize stage); absent for activity exports.
     """
@@ -219,13 +242,40 @@ class SourceConfig:
     primary_key: tuple[str, ...]
     columns: tuple[ColumnSpec, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
+    encoding: str = "UTF-8"
+    header: bool = True
+    multiline: bool | None = None
     mapping: SourceMapping | None = None
+
+    # Reader options a source may set (CSV dialect). Defaults: "," '"' and escape = quote (RFC 4180).
+    OPTIONS: typing.ClassVar[tuple[str, ...]] = ("delimiter", "quote", "escape")
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum() or self.name.lower() != self.name:
             raise ValueError(f"name {self.name!r} must be snake_case letters, digits and _")
         if not self.primary_key:
             raise ValueError("primary_key must name at least one field")
+        unknown = sorted(set(self.options) - set(self.OPTIONS))
+        if unknown:
+            expected = ", ".join(self.OPTIONS)
+            raise ValueError(f"options: unknown reader option {unknown[0]!r}; expected one of: {expected}")
+        for key in ("delimiter", "quote", "escape"):
+            if len(self.options.get(key, ",")) != 1:
+                raise ValueError(f"options.{key} must be one character, found {self.options[key]!r}")
+        if self.format == "csv" and not self.header:
+            raise ValueError("header: CSV exports must start with a header line")
+        if self.format in ("csv", "parquet") and self.multiline is not None:
+            raise ValueError(f"multiline applies to json and jsonl sources, not {self.format}")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("columns: a column is listed twice")
+
+    @property
+    def json_array(self) -> bool:
+        """Whether each file is one JSON array (read whole) rather than JSON Lines."""
+        if self.multiline is not None:
+            return self.multiline
+        return self.format == "json"
 
 
 STAGE_NAMES = ("ingest", "standardize", "resolve", "golden", "publish", "activate")
