@@ -1,0 +1,1 @@
+"""Identity resolution: deterministic edges, ML matching, clustering of match edges."""
