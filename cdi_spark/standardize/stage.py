@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from cdi_spark import delta_io, tables
 from cdi_spark.config import PipelineConfig, SourceConfig, load_quality
 from cdi_spark.errors import StageError
 from cdi_spark.standardize import quality
@@ -33,6 +35,7 @@ from cdi_spark.standardize.places import country_to_alpha2, normalize_postcode, 
 
 log = logging.getLogger(__name__)
 
+STANDARDIZED_BATCHES = "standardized_batches"  # audit: (source, batch_id) pairs already standardized
 DAY_ORDER = {"iso": "YMD", "mdy": "MDY", "dmy": "DMY", "epoch_s": "YMD", "epoch_ms": "YMD"}
 TRUE_WORDS = ("true", "yes", "y", "1", "t", "opted_out", "unsubscribed")
 FALSE_WORDS = ("false", "no", "n", "0", "f", "subscribed")
@@ -122,10 +125,10 @@ def map_source(bronze: DataFrame, source: SourceConfig, *, bronze_version: int, 
         F.lit(source.name).alias("source"),
         F.lit(source.system).alias("system"),
         cols["source_record_id"].alias("source_record_id"),
-        F.col("_batch_id").alias("batch_id"),
+        F.col(tables.BATCH_ID).alias("batch_id"),
         F.lit(bronze_version).cast("long").alias("bronze_version"),
         F.lit(run_id).alias("run_id"),
-        F.col("_ingested_at").alias("_ingested_at"),
+        F.col(tables.INGESTED_AT).alias("_ingested_at"),
         *[cols[name].alias(f"{quality.RAW_PREFIX}{name}") for name in MAPPABLE_FIELDS],
         (F.coalesce(*refs) if refs else F.lit(None).cast("string")).alias("ref_record_key"),
     ).filter(F.col("source_record_id").isNotNull())
@@ -160,14 +163,15 @@ def standardize_source(bronze: DataFrame, source: SourceConfig, *, bronze_versio
     return clean_records(map_source(bronze, source, bronze_version=bronze_version, run_id=run_id), source)
 
 
-def _new_batches(spark: SparkSession, bronze: DataFrame, source: str, silver_path: str) -> DataFrame:
-    if not delta_io.exists(spark, silver_path):
+def _new_batches(spark: SparkSession, bronze: DataFrame, source: str, log_path: str) -> DataFrame:
+    # The batch log, not silver, says what was done: silver keeps only each record's latest
+    # row, so a batch whose records were all superseded leaves no trace there.
+    if not delta_io.exists(spark, log_path):
         return bronze
     done = (
-        delta_io.read(spark, silver_path)
+        delta_io.read(spark, log_path)
         .filter(F.col("source") == source)
         .select(F.col("batch_id").alias(tables.BATCH_ID))
-        .distinct()
     )
     return bronze.join(F.broadcast(done), tables.BATCH_ID, "left_anti")
 
@@ -179,37 +183,40 @@ def standardize(spark: SparkSession, cfg: PipelineConfig, *, run_id: str) -> Sta
         StageError: a data-quality threshold was crossed (after the figures are recorded).
     """
     silver_path = tables.table_path(cfg.lakehouse, tables.SILVER, tables.CUSTOMER_RECORDS)
-    frames, rows_in = [], {}
+    log_path = tables.table_path(cfg.lakehouse, tables.AUDIT, STANDARDIZED_BATCHES)
+    frames = []
     for source in (s for s in cfg.sources if s.mapping is not None):
         bronze_path = tables.table_path(cfg.lakehouse, tables.BRONZE, source.name)
         if not delta_io.exists(spark, bronze_path):
             log.warning("standardize: no bronze table for %s yet; skipped", source.name)
             continue
         version = delta_io.current_version(spark, bronze_path)
-        bronze = _new_batches(spark, delta_io.read(spark, bronze_path, version=version), source.name, silver_path)
+        bronze = _new_batches(spark, delta_io.read(spark, bronze_path, version=version), source.name, log_path)
         frames.append(standardize_source(bronze, source, bronze_version=version, run_id=run_id))
     if not frames:
         return StandardizeResult({}, 0, [], None)
 
-    records = frames[0]
-    for frame in frames[1:]:
-        records = records.unionByName(frame)
-    records = records.persist()
-    measured = quality.measure(records)
-    rows_in = {}
-    for q in measured:
-        rows_in[q.source] = q.records
-    _record_quality(spark, cfg, measured, run_id)
-    problems = quality.breaches(measured, load_quality(cfg))
-    if problems:
+    records = reduce(DataFrame.unionByName, frames).persist()
+    try:
+        measured = quality.measure(records)
+        rows_in = {q.source: q.records for q in measured}
+        _record_quality(spark, cfg, measured, run_id)
+        problems = quality.breaches(measured, load_quality(cfg))
+        if problems:
+            raise StageError("standardize", "data quality below the limits in conf/quality.yml: " + "; ".join(problems))
+        if not rows_in:
+            log.info("standardize: no new bronze batches")
+            return StandardizeResult({}, 0, [], None)
+        version = delta_io.merge_upsert(
+            spark, canonical(latest_per_record(records)), silver_path, keys=["record_key"], partition_by=["source"],
+            user_metadata=run_id,
+        )
+        # Written last: a run stopped before this line redoes its batches, and the MERGE
+        # above makes that harmless.
+        batches = records.groupBy("source", "batch_id").agg(F.count(F.lit(1)).alias("records"))
+        delta_io.append(spark, batches.withColumn("run_id", F.lit(run_id)), log_path, user_metadata=run_id)
+    finally:
         records.unpersist()
-        raise StageError("standardize", "data quality below the limits in conf/quality.yml: " + "; ".join(problems))
-
-    latest = canonical(latest_per_record(records))
-    version = delta_io.merge_upsert(
-        spark, latest, silver_path, keys=["record_key"], partition_by=["source"]
-    ) if sum(rows_in.values()) else None
-    records.unpersist()
     log.info("standardize: %s records from %s sources", f"{sum(rows_in.values()):,}", len(rows_in))
     return StandardizeResult(rows_in, sum(rows_in.values()), measured, version)
 
@@ -218,4 +225,5 @@ def _record_quality(spark: SparkSession, cfg: PipelineConfig, measured: list, ru
     if not measured:
         return
     path = tables.table_path(cfg.lakehouse, tables.AUDIT, tables.DATA_QUALITY)
-    delta_io.append(spark, spark.createDataFrame(quality.as_rows(measured, run_id=run_id), quality.DQ_SCHEMA), path)
+    rows = spark.createDataFrame(quality.as_rows(measured, run_id=run_id), quality.DQ_SCHEMA)
+    delta_io.append(spark, rows, path, user_metadata=run_id)
