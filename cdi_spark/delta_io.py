@@ -145,6 +145,13 @@ def last_commit(spark: SparkSession, path: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def _creation_defaults(spark: SparkSession, path: str, properties: dict[str, str] | None) -> dict[str, str | None]:
+    """Session defaults that give a table created by the next write ``properties``."""
+    if not properties or exists(spark, path):
+        return {}
+    return {f"spark.databricks.delta.properties.defaults.{k.removeprefix('delta.')}": v for k, v in properties.items()}
+
+
 def _writer(df: DataFrame, mode: str, partition_by: Sequence[str] | None, user_metadata: str | None):
     writer = df.write.format("delta").mode(mode)
     if partition_by:
@@ -162,6 +169,7 @@ def append(
     partition_by: Sequence[str] | None = None,
     merge_schema: bool = True,
     user_metadata: str | None = None,
+    table_properties: dict[str, str] | None = None,
 ) -> int:
     """Append ``df`` to the table at ``path`` (created on first use); one commit.
 
@@ -172,12 +180,15 @@ def append(
         partition_by: partition columns when the table is created (ignored after).
         merge_schema: add new columns of ``df`` to the table (Delta schema evolution).
         user_metadata: recorded in the commit (the run id).
+        table_properties: Delta properties for a table this call creates, e.g.
+            ``{"delta.columnMapping.mode": "name"}`` for column names with spaces.
 
     Returns:
         The version the append committed.
     """
     writer = _writer(df, "append", partition_by, user_metadata).option("mergeSchema", str(merge_schema).lower())
-    with_retry(lambda: writer.save(str(path)), what=f"append to {path}")
+    with _session_conf(spark, _creation_defaults(spark, path, table_properties)):
+        with_retry(lambda: writer.save(str(path)), what=f"append to {path}")
     return current_version(spark, path)
 
 
@@ -189,15 +200,20 @@ def overwrite_partition(
     where: str,
     partition_by: Sequence[str] | None = None,
     user_metadata: str | None = None,
+    table_properties: dict[str, str] | None = None,
 ) -> int:
     """Replace the rows matching ``where`` (a SQL predicate) with ``df``, atomically.
 
     Every row of ``df`` must match ``where`` (Delta checks it). Used to rewrite one
-    partition or one run's rows idempotently.
+    partition, or one file's or one run's rows, idempotently. A missing table is created
+    from ``df`` (with ``table_properties``).
 
     Returns:
         The version the overwrite committed.
     """
+    if not exists(spark, path):
+        return append(spark, df, path, partition_by=partition_by, user_metadata=user_metadata,
+                      table_properties=table_properties)
     writer = (
         _writer(df, "overwrite", partition_by, user_metadata)
         .option("replaceWhere", where)
