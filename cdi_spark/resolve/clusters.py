@@ -150,24 +150,26 @@ def cluster(records: DataFrame, edges: DataFrame, settings: ClusterSettings | No
 
     ids, n_records = _node_ids(records)
     wedges = _weighted_edges(edges, ids, settings)
-    labels, rounds = _components(wedges.select("src", "dst"), settings)
-    log.info("cluster: connected components converged in %d rounds", rounds)
+    comps = _components(wedges.select("src", "dst"), settings)
+    log.info("cluster: connected components converged in %d rounds; largest component %d records",
+             comps.rounds, comps.largest)
 
     guard = _SizeGuard(settings, wedges)
-    labels = guard.apply(labels)
-
-    clusters = _checkpoint(_cluster_ids(ids, labels))
-    n_clusters_rows = clusters.count()
-    if n_clusters_rows != n_records:
-        raise StageError(STAGE, f"{n_records} records in but {n_clusters_rows} clustered; every record must be in "
+    clusters = _checkpoint(_cluster_ids(ids, guard.apply(comps)))
+    n_clustered = clusters.count()
+    if n_clustered != n_records:
+        raise StageError(STAGE, f"{n_records} records in but {n_clustered} clustered; every record must be in "
                                 "exactly one cluster (this is a bug: please report it with the input sizes)")
     cut_edges = guard.separating_cuts(clusters)
-    n_cut = cut_edges.count() if guard.oversized else 0
-    if n_cut:
+    n_cut = 0
+    if guard.oversized:
+        cut_edges = _checkpoint(cut_edges)  # before the labels it is computed from are released
+        n_cut = cut_edges.count()
         log.warning("cluster: size guard cut %d edges in %d oversized components", n_cut, guard.oversized)
+    guard.release()
     log.info("cluster: %d records; oversized components %d, still over the cap %d, cut edges %d",
              n_records, guard.oversized, guard.still_oversized, n_cut)
-    return ClusterResult(clusters, cut_edges, guard.oversized, rounds, guard.still_oversized, guard.rounds)
+    return ClusterResult(clusters, cut_edges, guard.oversized, comps.rounds, guard.still_oversized, guard.rounds)
 
 
 def _require(frame: DataFrame, columns: Sequence[str], where: str) -> None:
@@ -229,10 +231,15 @@ def _weighted_edges(edges: DataFrame, ids: DataFrame, settings: ClusterSettings)
     return mapped.filter("_keep").drop("_keep")
 
 
+def _pairs(*pairs: tuple[Column, Column]) -> Column:
+    """Explode several (big, small) pairs out of one row: one scan of the input, so the plan
+    does not double each round the way a self-union would."""
+    return F.explode(F.array(*[F.struct(x.alias("a"), y.alias("b")) for x, y in pairs])).alias("p")
+
+
 def _large_star(edges: DataFrame) -> DataFrame:
-    both = edges.select(F.col("big").alias("u"), F.col("small").alias("v")).unionByName(
-        edges.select(F.col("small").alias("u"), F.col("big").alias("v"))
-    )
+    both = edges.select(_pairs((F.col("big"), F.col("small")), (F.col("small"), F.col("big"))))
+    both = both.select(F.col("p.a").alias("u"), F.col("p.b").alias("v"))
     m = F.least(F.min("v").over(Window.partitionBy("u")), F.col("u"))
     return both.withColumn("m", m).filter(F.col("v") > F.col("u")).select(
         F.col("v").alias("big"), F.col("m").alias("small")
@@ -240,32 +247,42 @@ def _large_star(edges: DataFrame) -> DataFrame:
 
 
 def _small_star(edges: DataFrame) -> DataFrame:
-    parented = edges.withColumn("m", F.min("small").over(Window.partitionBy("big")))
-    smaller = parented.filter(F.col("small") != F.col("m")).select(
-        F.col("small").alias("big"), F.col("m").alias("small")
-    )
-    return smaller.unionByName(parented.select("big", F.col("m").alias("small"))).distinct()
+    m = F.min("small").over(Window.partitionBy("big"))
+    parented = edges.withColumn("m", m).select(_pairs((F.col("small"), F.col("m")), (F.col("big"), F.col("m"))))
+    linked = parented.select(F.col("p.a").alias("big"), F.col("p.b").alias("small"))
+    return linked.filter(F.col("big") != F.col("small")).distinct()
 
 
 def _star_violations(edges: DataFrame) -> int:
     """Nodes with more than one parent or whose parent has a parent (0: every component is a star)."""
-    roles = edges.select(F.col("big").alias("node"), F.lit(1).alias("out"), F.lit(0).alias("inn")).unionByName(
-        edges.select(F.col("small").alias("node"), F.lit(0).alias("out"), F.lit(1).alias("inn"))
+    # each edge says: ``big`` has a parent (1), ``small`` is a parent (0)
+    roles = edges.select(_pairs((F.col("big"), F.lit(1)), (F.col("small"), F.lit(0))))
+    per_node = roles.groupBy(F.col("p.a").alias("node")).agg(
+        F.sum("p.b").alias("parents"), F.min("p.b").alias("is_child_only")
     )
-    per_node = roles.groupBy("node").agg(F.sum("out").alias("out"), F.max("inn").alias("inn"))
-    bad = (F.col("out") > 1) | ((F.col("out") == 1) & (F.col("inn") == 1))
+    bad = (F.col("parents") > 1) | ((F.col("parents") == 1) & (F.col("is_child_only") == 0))
     return int(per_node.agg(F.count(F.when(bad, True))).first()[0])
 
 
-def _components(pairs: DataFrame, settings: ClusterSettings) -> tuple[DataFrame, int]:
+@dataclass(frozen=True)
+class _Components:
+    """One connected-components run: labels (node, comp, size), persisted, and counts."""
+
+    labels: DataFrame
+    rounds: int
+    over_cap: int
+    largest: int
+
+
+def _components(pairs: DataFrame, settings: ClusterSettings) -> _Components:
     """Connected components of an edge list (src, dst: long ids).
 
     Returns:
-        (node, comp) for every node on an edge, comp being the component's smallest id,
-        checkpointed; and the number of rounds.
+        (node, comp, size) for every node on an edge, comp being the component's smallest
+        id and size its node count (persisted); rounds; components over the cap; largest.
     """
     edges = pairs.select(F.greatest("src", "dst").alias("big"), F.least("src", "dst").alias("small"))
-    edges = _checkpoint(edges.filter(F.col("big") != F.col("small")).distinct())
+    edges = edges.filter(F.col("big") != F.col("small")).distinct().persist(StorageLevel.MEMORY_AND_DISK)
     rounds, previous = 0, None
     while True:
         violations = _star_violations(edges)  # materializes ``edges``; only then may ``previous`` go
@@ -284,12 +301,17 @@ def _components(pairs: DataFrame, settings: ClusterSettings) -> tuple[DataFrame,
             edges = _checkpoint(step)
         else:
             edges = step.persist(StorageLevel.MEMORY_AND_DISK)
-    labels = edges.select(F.col("big").alias("node"), F.col("small").alias("comp")).unionByName(
-        edges.select(F.col("small").alias("node"), F.col("small").alias("comp")).distinct()
-    )
-    labels = _checkpoint(labels)
+    labels = edges.select(_pairs((F.col("big"), F.col("small")), (F.col("small"), F.col("small")))).distinct()
+    labels = labels.select(F.col("p.a").alias("node"), F.col("p.b").alias("comp")).withColumn(
+        "size", F.count(F.lit(1)).over(Window.partitionBy("comp"))
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    roots = F.col("node") == F.col("comp")
+    stats = labels.agg(
+        F.count(F.when(roots & (F.col("size") > settings.max_cluster_size), True)).alias("over_cap"),
+        F.coalesce(F.max("size"), F.lit(1)).alias("largest"),
+    ).first()
     edges.unpersist()
-    return labels, rounds
+    return _Components(labels, rounds, int(stats["over_cap"]), int(stats["largest"]))
 
 
 def _cluster_ids(ids: DataFrame, labels: DataFrame) -> DataFrame:
@@ -308,47 +330,49 @@ class _SizeGuard:
         self.settings = settings
         self.wedges = wedges
         self.cuts: list[DataFrame] = []
+        self.held: list[DataFrame] = []
         self.oversized = 0
         self.still_oversized = 0
         self.rounds = 0
 
-    def _over_cap(self, labels: DataFrame) -> tuple[DataFrame, int]:
-        sizes = labels.groupBy("comp").agg(F.count(F.lit(1)).alias("size"))
-        big = _checkpoint(sizes.filter(F.col("size") > self.settings.max_cluster_size))
-        return big, big.count()
-
-    def apply(self, labels: DataFrame) -> DataFrame:
+    def apply(self, comps: _Components) -> DataFrame:
         """Labels (node, comp) with every component under the cap, unless held by protected edges."""
-        big, n_big = self._over_cap(labels)
-        self.oversized = n_big
-        if not n_big:
-            return labels
-        log.warning("cluster: %d components over max_cluster_size %d; cutting weak edges",
-                    n_big, self.settings.max_cluster_size)
-        settled = [labels.join(big.select("comp"), "comp", "left_anti")]
-        inside = labels.join(big, "comp").select(F.col("node").alias("src"), F.col("size").alias("component_size"))
+        self.held.append(comps.labels)
+        self.oversized = comps.over_cap
+        if not comps.over_cap:
+            return comps.labels.select("node", "comp")
+        cap = self.settings.max_cluster_size
+        log.warning("cluster: %d components over max_cluster_size %d (largest %d records); cutting weak edges",
+                    comps.over_cap, cap, comps.largest)
+        over = F.col("size") > cap
+        settled = [comps.labels.filter(~over)]
+        inside = comps.labels.filter(over).select(F.col("node").alias("src"), F.col("size").alias("component_size"))
         active = self.wedges.join(inside, "src")
         protected = F.col("rule").isin(list(self.settings.protected_rules))
-        levels: list[float | None] = [*self.settings.cut_levels, None]
-        for level in levels:
+        for level in [*self.settings.cut_levels, None]:
             keep = protected if level is None else protected | (F.col("score") >= level)
             self.cuts.append(active.filter(~keep).withColumn("cut_level", F.lit(level).cast("double")))
             active = _checkpoint(active.filter(keep))
-            sub_labels, rounds = _components(active, self.settings)
-            self.rounds += rounds
-            big, n_big = self._over_cap(sub_labels)
-            settled.append(sub_labels.join(big.select("comp"), "comp", "left_anti"))
-            log.info("cluster: guard level %s: %d components still over the cap", level, n_big)
-            if not n_big:
+            sub = _components(active, self.settings)
+            self.held.append(sub.labels)
+            self.rounds += sub.rounds
+            settled.append(sub.labels.filter(~over))
+            log.info("cluster: guard level %s: %d components still over the cap", level, sub.over_cap)
+            if not sub.over_cap:
                 break
-            still = sub_labels.join(big.select("comp"), "comp").select(F.col("node").alias("src"))
-            active = active.join(still, "src")
             if level is None:
-                settled.append(sub_labels.join(big.select("comp"), "comp"))
-                self.still_oversized = n_big
-                log.warning("cluster: %d clusters stay over max_cluster_size %d, held by protected rules %s",
-                            n_big, self.settings.max_cluster_size, ", ".join(self.settings.protected_rules))
-        return _checkpoint(reduce(DataFrame.unionByName, [s.select("node", "comp") for s in settled]))
+                settled.append(sub.labels.filter(over))
+                self.still_oversized = sub.over_cap
+                log.warning("cluster: %d clusters stay over max_cluster_size %d (largest %d), held by rules %s",
+                            sub.over_cap, cap, sub.largest, ", ".join(self.settings.protected_rules))
+            else:
+                active = active.join(sub.labels.filter(over).select(F.col("node").alias("src")), "src")
+        return reduce(DataFrame.unionByName, [s.select("node", "comp") for s in settled])
+
+    def release(self) -> None:
+        """Unpersist the labels once the clusters are materialized."""
+        for frame in self.held:
+            frame.unpersist()
 
     def separating_cuts(self, clusters: DataFrame) -> DataFrame:
         """Cut edges whose two records ended in different clusters, with the reason."""
