@@ -110,17 +110,19 @@ def probe(spark: SparkSession, file: RawFile) -> str | None:
     return None
 
 
-def loaded_files(spark: SparkSession, manifest_path: str, source: str) -> dict[str, tuple[int, int]]:
-    """``path -> (size, modified ms)`` of the files of ``source`` in the manifest (small)."""
+def loaded_files(spark: SparkSession, manifest_path: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """``source -> path -> (size, modified ms)`` of every file in the manifest (small)."""
     if not delta_io.exists(spark, manifest_path):
         return {}
     rows = (
         delta_io.read(spark, manifest_path)
-        .filter(F.col("source") == source)
-        .select("file", "size", (F.unix_millis("modified_at")).alias("ms"))
-        .collect()  # the manifest's rows for one source: metadata, one per file
+        .select("source", "file", "size", (F.unix_millis("modified_at")).alias("ms"))
+        .collect()  # the manifest: metadata, one row per loaded file
     )
-    return {r["file"]: (int(r["size"]), int(r["ms"])) for r in rows}
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for r in rows:
+        out.setdefault(r["source"], {})[r["file"]] = (int(r["size"]), int(r["ms"]))
+    return out
 
 
 def plan(files: list[RawFile], loaded: dict[str, tuple[int, int]]) -> FilePlan:

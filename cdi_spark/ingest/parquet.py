@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cdi_spark.config import SourceConfig
-from cdi_spark.ingest.text import NO_ERROR, RECORD_META, Parsed, parse_error
+from cdi_spark.ingest.text import RECORD_META, Parsed, no_error, parse_error
 
 SPEC_TYPES: dict[str, T.DataType] = {
     "string": T.StringType(),
@@ -71,7 +71,7 @@ def parse_parquet(
         wrong = [f for f in schema.fields if not _fits(f.dataType, targets[f.name])]
         df = spark.read.parquet(*files)
         data = list(df.columns)
-        error = NO_ERROR
+        error = no_error()
         if wrong:
             first = wrong[0]
             detail = F.format_string(

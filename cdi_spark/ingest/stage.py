@@ -72,6 +72,7 @@ class _Context:
     cfg: PipelineConfig
     run_id: str
     ingested_at: datetime
+    loaded: dict[str, dict[str, tuple[int, int]]]  # the manifest: source -> file -> (size, ms)
 
     def path(self, layer: str, name: str) -> str:
         return tables.table_path(self.cfg.lakehouse, layer, name)
@@ -94,8 +95,9 @@ def ingest(spark: SparkSession, cfg: PipelineConfig, *, run_id: str) -> list[Ing
     Raises:
         StageError: rows read do not equal bronze + quarantine rows for some file.
     """
-    ctx = _Context(cfg, run_id, datetime.now(UTC))
     delta_io.register_lakehouse(spark, cfg.lakehouse, (tables.BRONZE, tables.QUARANTINE, tables.AUDIT))
+    manifest = raw_files.loaded_files(spark, tables.table_path(cfg.lakehouse, tables.AUDIT, tables.INGEST_MANIFEST))
+    ctx = _Context(cfg, run_id, datetime.now(UTC), manifest)
     results = []
     for source in cfg.sources:
         with timed() as clock:
@@ -158,7 +160,7 @@ def ingest_source(spark: SparkSession, source: SourceConfig, ctx: _Context) -> I
     if not listed:
         raise CdiError(f"source {source.name}: no files match {ctx.cfg.raw_dir.rstrip('/')}/{source.path} "
                        "(check raw_dir in the pipeline YAML and path in the source YAML)")
-    plan = raw_files.plan(listed, raw_files.loaded_files(spark, manifest_path, source.name))
+    plan = raw_files.plan(listed, ctx.loaded.get(source.name, {}))
     problems = [p for p in (raw_files.probe(spark, f) for f in plan.new) if p]
     loadable = [f for f in plan.new if raw_files.probe(spark, f) is None] if problems else list(plan.new)
     base = dict(
@@ -190,8 +192,10 @@ def ingest_source(spark: SparkSession, source: SourceConfig, ctx: _Context) -> I
             log.warning("ingest %s: %s has no records (header or empty array only)", source.name, f.path)
     manifest = raw_files.manifest_rows(spark, source.name, loadable, counts, run_id=ctx.run_id,
                                        ingested_at=ctx.ingested_at, bronze_version=version)
+    created = not delta_io.exists(spark, manifest_path)
     delta_io.append(spark, manifest, manifest_path, user_metadata=ctx.run_id)
-    delta_io.register_table(spark, tables.AUDIT, tables.INGEST_MANIFEST, manifest_path)
+    if created:
+        delta_io.register_table(spark, tables.AUDIT, tables.INGEST_MANIFEST, manifest_path)
     totals = [sum(c[i] for c in counts.values()) for i in range(3)]
     return IngestResult(**base, files_loaded=len(loadable), rows_read=totals[0], rows_bronze=totals[1],
                         rows_quarantined=totals[2], new_columns=new_columns, bronze_version=version)
@@ -262,6 +266,7 @@ def _append_checked(spark: SparkSession, rows: DataFrame, path: str, expected: i
     crash between this commit and the manifest's cannot duplicate rows.
     """
     listed = ", ".join("'" + f.replace("\\", "\\\\").replace("'", "\\'") + "'" for f in sorted(files))
+    created = not delta_io.exists(spark, path)
     version = delta_io.overwrite_partition(
         spark, rows, path, where=f"{tables.SOURCE_FILE} IN ({listed})", partition_by=[tables.INGEST_DATE],
         user_metadata=ctx.run_id, table_properties=TABLE_PROPERTIES,
@@ -269,5 +274,6 @@ def _append_checked(spark: SparkSession, rows: DataFrame, path: str, expected: i
     written = int(delta_io.last_commit(spark, path)["metrics"].get("numOutputRows", "-1"))
     if written != expected:
         raise StageError(STAGE, f"{layer}.{name}: wrote {written:,} rows, expected {expected:,} (version {version})")
-    delta_io.register_table(spark, layer, name, path)
+    if created:  # tables that existed were registered when the stage started
+        delta_io.register_table(spark, layer, name, path)
     return version

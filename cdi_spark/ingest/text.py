@@ -80,7 +80,9 @@ def parse_error(reason: str, detail: Column, field: str | None = None) -> Column
     )
 
 
-NO_ERROR = F.lit(None).cast("struct<reason:string,field:string,detail:string>")
+def no_error() -> Column:
+    """A null ``_parse_error``."""
+    return F.lit(None).cast("struct<reason:string,field:string,detail:string>")
 
 
 def _where(message: str) -> Column:
@@ -152,7 +154,7 @@ def csv_records(lines: DataFrame, source: SourceConfig) -> DataFrame:
     if n_spans == 0:  # no quoted field spans lines: every line is a record, no shuffle at all
         return lines.select(
             "_file", "_line", F.lit("line").alias("_position"), F.col("_text").alias("_raw"), "_decodable",
-            NO_ERROR.alias("_parse_error"),
+            no_error().alias("_parse_error"),
         ).filter(F.col("_raw") != "")
     spans = odd.filter(~runaway_span)
     runaway = odd.filter(runaway_span).select("_file", "_open", F.coalesce("_close", F.lit(2**62)).alias("_close"))
@@ -165,7 +167,7 @@ def csv_records(lines: DataFrame, source: SourceConfig) -> DataFrame:
     in_runaway = tagged.join(F.broadcast(runaway), inside, "left_semi")
     not_runaway = tagged.join(F.broadcast(runaway), inside, "left_anti")
     single = not_runaway.filter(F.col("_start").isNull()).select(
-        "_file", "_line", F.col("_text").alias("_raw"), "_decodable", NO_ERROR.alias("_parse_error")
+        "_file", "_line", F.col("_text").alias("_raw"), "_decodable", no_error().alias("_parse_error")
     )
     glued = (
         not_runaway.filter(F.col("_start").isNotNull())
@@ -179,7 +181,7 @@ def csv_records(lines: DataFrame, source: SourceConfig) -> DataFrame:
             F.col("_start").alias("_line"),
             F.concat_ws("\n", F.transform("_parts", lambda p: p["_text"])).alias("_raw"),
             (F.col("_ok") == 1).alias("_decodable"),
-            NO_ERROR.alias("_parse_error"),
+            no_error().alias("_parse_error"),
         )
     )
     broken = in_runaway.select(
@@ -284,14 +286,15 @@ def _json_fields(records: DataFrame, columns: dict[str, list[str]]) -> DataFrame
                           + [T.StructField("_corrupt", T.StringType())])
     parsed = F.from_json("_raw", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
     is_object = F.json_object_keys("_raw").isNotNull()
+    is_json = F.get_json_object("_raw", "$").isNotNull()  # any valid JSON value
     valid = F.col("_j").isNotNull() & F.col("_j._corrupt").isNull()
-    what = F.when(F.col("_position") == "element", "element").otherwise("line")
+    what = F.col("_position")
     error = F.coalesce(
         "_parse_error",
-        F.when(~valid, parse_error("invalid_json", F.format_string(
-            "%s %s %d: not valid JSON (malformed or truncated)", F.col("_file"), what, F.col("_line")))),
-        F.when(~is_object, parse_error("not_an_object", F.format_string(
+        F.when(~is_object & is_json, parse_error("not_an_object", F.format_string(
             "%s %s %d: a JSON value that is not an object", F.col("_file"), what, F.col("_line")))),
+        F.when(~valid | ~is_object, parse_error("invalid_json", F.format_string(
+            "%s %s %d: not valid JSON (malformed or truncated)", F.col("_file"), what, F.col("_line")))),
     )
     return (
         records.withColumn("_j", parsed)
@@ -315,11 +318,11 @@ def parse_json_lines(spark: SparkSession, paths: list[str], source: SourceConfig
     lines = numbered_lines(spark, paths, source.encoding).persist()
     records = lines.filter(F.trim("_text") != "").select(
         "_file", "_line", F.lit("line").alias("_position"), F.col("_text").alias("_raw"), "_decodable",
-        NO_ERROR.alias("_parse_error"),
+        no_error().alias("_parse_error"),
     )
     columns = _keys_per_file(records)
-    for row in lines.select("_file").distinct().collect():  # file names: metadata
-        columns.setdefault(row["_file"], [])
+    for path in paths:
+        columns.setdefault(path, [])
     return Parsed(_json_fields(records, columns), columns, lines)
 
 
@@ -342,11 +345,11 @@ def parse_json_arrays(spark: SparkSession, paths: list[str], source: SourceConfi
     ).select(
         "_file", (F.col("_pos") + 1).cast("long").alias("_line"), F.lit("element").alias("_position"), "_raw",
         # Undecodable bytes became U+FFFD; in a file that failed the round trip, pin them down per element.
-        (F.col("_ok") | ~F.col("_raw").contains("\ufffd")).alias("_decodable"), NO_ERROR.alias("_parse_error"),
+        (F.col("_ok") | ~F.col("_raw").contains("\ufffd")).alias("_decodable"), no_error().alias("_parse_error"),
     )
     columns = _keys_per_file(elements)
-    for row in files.select("_file").collect():  # file names: metadata
-        columns.setdefault(row["_file"], [])
+    for path in paths:
+        columns.setdefault(path, [])
     parsed = _json_fields(elements, columns).unionByName(bad_files, allowMissingColumns=True)
     return Parsed(parsed, columns, files)
 
