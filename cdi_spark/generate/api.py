@@ -2,9 +2,10 @@
 
 Writes ``<out>/raw/<batch>/<source>/part-*.<ext>`` for the ten exports of
 ``docs/sources.md``, one planted-bad-rows file per source, and the ground truth under
-``<out>/truth`` (``person_records`` Parquet and ``malformed.csv``), which the pipeline
-never reads. Everything derives from ``spark.range(people)`` and hash-based draws, so a
-seed gives the same rows on one core or a thousand.
+``<out>/truth`` (``person_records`` Parquet and ``malformed.csv``; ``day2`` adds its own
+files next to day 1's), which the pipeline never reads. Everything derives from
+``spark.range(people)`` and hash-based draws, so a seed gives the same rows on one core or
+a thousand.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cdi_spark.errors import CdiError
-from cdi_spark.generate import b2b, b2c, events
+from cdi_spark.generate import b2b, b2c, day2, events
 from cdi_spark.generate.malformed import PLANTERS, Planted, split_sample
 from cdi_spark.generate.people import latent_people
 from cdi_spark.generate.rand import Draws
-from cdi_spark.generate.writer import file_count, write_bytes, write_source
+from cdi_spark.generate.writer import file_count, move_single_file, write_bytes, write_source
 
 log = logging.getLogger(__name__)
-BATCHES = ("day1",)
+BATCHES = ("day1", "day2")
+DAY2_MIN_PEOPLE = 100
+KEY_BASE = {"day1": 0, "day2": 100}   # made-up keys of planted rows differ per batch
 
 
 class GenerateError(CdiError, ValueError):
@@ -78,6 +81,8 @@ class GenerateSummary:
         people, seed, batch: the inputs.
         raw_dir: ``<out>/raw`` (the batch folder is ``raw_dir / batch``).
         truth_dir: ``<out>/truth``.
+        files: source -> main export files.
+        changes: source -> {``new``, ``update``, ``duplicate``} -> good rows (day 1: all new).
     """
 
     records: dict[str, int]
@@ -88,6 +93,7 @@ class GenerateSummary:
     raw_dir: str
     truth_dir: str
     files: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int = 42,
@@ -96,10 +102,13 @@ def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int
 
     Args:
         spark: the session (the generator never makes one).
-        out_dir: output root; ``raw/<batch>`` and ``truth`` are replaced.
-        people: number of latent people (``>= 10``).
+        out_dir: output root. ``day1`` replaces ``raw/day1`` and all of ``truth``; ``day2``
+            replaces ``raw/day2`` and its own part of ``truth``.
+        people: number of latent people of day 1 (``>= 10``; ``>= 100`` for ``day2``).
         seed: seed of every draw; same seed and people give the same rows.
-        batch: ``"day1"`` (the only batch implemented so far).
+        batch: ``"day1"``, or ``"day2"``: the next day's incremental export of the same
+            ``people`` and ``seed`` (new people, updated records, new duplicates, activity;
+            see :mod:`cdi_spark.generate.day2`).
 
     Returns:
         A :class:`GenerateSummary` with counts per source.
@@ -108,48 +117,85 @@ def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int
         GenerateError: ``people`` is too small or ``batch`` is unknown.
 
     Example:
-        >>> summary = generate(spark, "data/demo", people=3000, seed=42)
-        >>> summary.records["crm_contacts"]
+        >>> generate(spark, "data/demo", people=3000, seed=42)
+        >>> summary = generate(spark, "data/demo", people=3000, seed=42, batch="day2")
+        >>> summary.changes["crm_contacts"]
     """
     if not isinstance(people, int) or people < 10:
         raise GenerateError(f"people must be an integer >= 10, got {people!r}")
     if batch not in BATCHES:
-        raise GenerateError(f"unknown batch {batch!r}: the generator makes {', '.join(BATCHES)} "
-                            "(day2, an incremental batch, is not implemented yet)")
+        raise GenerateError(f"unknown batch {batch!r}: the generator makes {', '.join(BATCHES)}")
+    if batch == "day2" and people < DAY2_MIN_PEOPLE:
+        raise GenerateError(f"day2 needs people >= {DAY2_MIN_PEOPLE}, got {people}: a smaller day 2 "
+                            "has too few rows per source to plant bad rows among")
     out = str(out_dir).rstrip("/")
     raw, truth = f"{out}/raw", f"{out}/truth"
-    r = Draws(seed)
-    latent = latent_people(spark, people, seed)
-    records, malformed, files, planted_all = {}, {}, {}, []
+    if batch == "day1":
+        # materialised once: every export's plan then starts from rows, not from the
+        # latent people's (large) expressions
+        r, latent = Draws(seed), latent_people(spark, people, seed).localCheckpoint()
+        frames = {spec.name: (lambda spec=spec: spec.build(latent, r, people)) for spec in SOURCES}
+    else:
+        c = day2.cohorts(spark, people, seed)
+        frames = {spec.name: (lambda spec=spec: day2.BUILDERS[spec.name](c)) for spec in SOURCES}
+    summary = GenerateSummary({}, {}, people, seed, batch, raw, truth)
+    planted_all: list[Planted] = []
     for i, spec in enumerate(SOURCES):
-        n_files = file_count(people * spec.rows_per_person)
-        df = spec.build(latent, r, people).persist(StorageLevel.MEMORY_AND_DISK)
+        df = frames[spec.name]().persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            main, sample = split_sample(df, seed)
-            folder = f"{raw}/{batch}/{spec.name}"
-            write_source(main, folder, spec.fmt, n_files)
-            planted = PLANTERS[spec.fmt](spark, spec.name, folder, sample, spec.key,
-                                        spec.bad_field)
-            if spec.person_bearing:
-                _write_truth(df, spec.name, f"{truth}/person_records", first=i == 0)
-            good = df.count()
+            planted_all.extend(_write_source(spark, spec, df, summary, first=i == 0))
         finally:
             df.unpersist()
-        planted_all.extend(planted)
-        records[spec.name], malformed[spec.name] = good + len(planted), len(planted)
-        files[spec.name] = n_files
-        log.info("generated %s: %d rows (%d planted bad) in %d files", spec.name,
-                 records[spec.name], len(planted), n_files)
-    _write_malformed_truth(spark, f"{truth}/malformed.csv", planted_all)
-    return GenerateSummary(records, malformed, people, seed, batch, raw, truth, files)
+    name = "malformed.csv" if batch == "day1" else f"malformed_{batch}.csv"
+    _write_malformed_truth(spark, f"{truth}/{name}", planted_all)
+    return summary
 
 
-def _write_truth(df: DataFrame, source: str, path: str, first: bool) -> None:
+def _write_source(spark: SparkSession, spec: SourceSpec, df: DataFrame, summary: GenerateSummary,
+                  first: bool) -> list[Planted]:
+    """Write one export, its planted rows and its truth; fill in the summary's counts."""
+    batch = summary.batch
+    n_files = file_count(summary.people * spec.rows_per_person)
+    main, sample = split_sample(df, summary.seed)
+    folder = f"{summary.raw_dir}/{batch}/{spec.name}"
+    write_source(main, folder, spec.fmt, n_files)
+    planted = PLANTERS[spec.fmt](spark, spec.name, folder, sample, spec.key, spec.bad_field,
+                                key_base=KEY_BASE[batch])
+    truth = f"{summary.truth_dir}/person_records"
+    if batch == "day1":
+        if spec.person_bearing:
+            _write_truth(df, spec.name, truth, first=first)
+        changes = {"new": df.count()}
+    else:
+        if spec.person_bearing:   # an updated record is in day 1's truth already
+            _write_truth_file(spark, df.filter(F.col("_change") != "update"), spec.name,
+                              f"{truth}/{batch}-{spec.name}.parquet")
+        changes = {row["_change"]: row["count"] for row in df.groupBy("_change").count().collect()}
+    good = sum(changes.values())
+    summary.records[spec.name], summary.malformed[spec.name] = good + len(planted), len(planted)
+    summary.files[spec.name], summary.changes[spec.name] = n_files, changes
+    log.info("generated %s %s: %d rows (%d planted bad) in %d files; %s", batch, spec.name,
+             summary.records[spec.name], len(planted), n_files,
+             ", ".join(f"{k} {v}" for k, v in sorted(changes.items())))
+    return planted
+
+
+def _truth_rows(df: DataFrame, source: str) -> DataFrame:
     rows = df.filter(F.col("_person_id").isNotNull()).select(
         F.lit(source).alias("source"), F.col("_key").alias("record_id"),
         F.col("_person_id").alias("person_id"))
-    rows.coalesce(1).sortWithinPartitions("record_id").write \
-        .mode("overwrite" if first else "append").parquet(path)
+    return rows.coalesce(1).sortWithinPartitions("record_id")
+
+
+def _write_truth(df: DataFrame, source: str, path: str, first: bool) -> None:
+    _truth_rows(df, source).write.mode("overwrite" if first else "append").parquet(path)
+
+
+def _write_truth_file(spark: SparkSession, df: DataFrame, source: str, target: str) -> None:
+    """One Parquet file of a later batch's truth, named for it (a rerun replaces it)."""
+    tmp = f"{target.rsplit('/', 2)[0]}/_tmp_{source}"
+    _truth_rows(df, source).write.mode("overwrite").parquet(tmp)
+    move_single_file(spark, tmp, target)
 
 
 def _write_malformed_truth(spark: SparkSession, path: str, planted: list[Planted]) -> None:

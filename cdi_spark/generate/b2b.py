@@ -48,35 +48,38 @@ def _account_country(r: Draws, idx: Column) -> Column:
     return r.weighted(vocab.COUNTRIES, "acct_country", idx)
 
 
-def crm_accounts(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
+def crm_accounts(people: DataFrame, r: Draws, n_people: int, first: int = 0) -> DataFrame:
+    """CRM accounts (employers) ``first .. account_count(n_people) - 1``."""
     spark = people.sparkSession
     idx = F.col("id")
     c = _account_country(r, idx)
     addr = address(r, c, -idx - 10**12, "acct")
     created = F.lit(1420070400) + r.randint(0, 8 * 365 * 86400, "acct_created", idx)
-    return spark.range(account_count(n_people)).select(
+    return spark.range(first, account_count(n_people)).select(
         ids.salesforce_id("001", idx).alias("Id"), account_name(r, idx).alias("Name"),
         F.concat(F.lit("www."), account_domain(r, idx)).alias("Website"),
-        _account_phone(r, idx, c).alias("Phone"),
+        account_phone(r, idx, c).alias("Phone"),
         noise.street(addr.line1, 0.3, r, "acct", idx).alias("BillingStreet"),
         addr.city.alias("BillingCity"), addr.postcode.alias("BillingPostalCode"),
         noise.country_as("crm_country", c, r, "acct", idx).alias("BillingCountry"),
         noise.maybe_null(r.pick(vocab.lookup("industry", F.lit("*")), "ind", idx), 0.2, r,
                          "ind", idx).alias("Industry"),
         ids.iso_ms(created).alias("CreatedDate"),
+        c.alias("_country"), idx.alias("_idx"),
         F.lit(None).cast("long").alias("_person_id"), ids.salesforce_id("001", idx).alias("_key"))
 
 
-def _account_nsn(r: Draws, idx: Column, c: Column) -> Column:
-    entry = r.pick(vocab.lookup("landline", c), "acct_ph", idx)
+def _account_nsn(r: Draws, idx: Column, c: Column, purpose: str = "acct_ph") -> Column:
+    entry = r.pick(vocab.lookup("landline", c), purpose, idx)
     prefix = F.substring_index(entry, "|", 1)
     length = F.substring_index(entry, "|", -1).cast("int")
-    return F.concat(prefix, r.digits(12, "acct_ph_d", idx).substr(F.lit(1),
-                                                                  length - F.length(prefix)))
+    return F.concat(prefix, r.digits(12, f"{purpose}_d", idx).substr(F.lit(1),
+                                                                     length - F.length(prefix)))
 
 
-def _account_phone(r: Draws, idx: Column, c: Column) -> Column:
-    return noise.phone(c, _account_nsn(r, idx, c), noise.phone_style(r, "acct", idx))
+def account_phone(r: Draws, idx: Column, c: Column, purpose: str = "acct_ph") -> Column:
+    """The account's switchboard number; another ``purpose`` gives another number."""
+    return noise.phone(c, _account_nsn(r, idx, c, purpose), noise.phone_style(r, "acct", idx))
 
 
 def crm_contacts(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
@@ -187,16 +190,30 @@ def support_users(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
         pid().alias("_person_id"), uid.cast("string").alias("_key"))
 
 
+def ticket_count(r: Draws, requester_id: Column) -> Column:
+    """Index of a support user's last ticket (``0..4``: 1-5 tickets, ``k = 0..n``)."""
+    return r.randint(0, 4, "tix", requester_id)
+
+
+def ticket_id(requester_id: Column, k: Column) -> Column:
+    """Ticket ``k`` of a requester (8 ids per requester: ``k = 0..7``)."""
+    return (requester_id - F.lit(360000000000)) * 8 + k
+
+
 def support_tickets(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     """1-5 tickets per support user record."""
     users = support_users(people, r, n_people).select(
         F.col("id").alias("requester_id"), F.col("created_at").alias("user_created"))
-    k = F.col("k")
-    df = users.withColumn("k", F.explode(F.sequence(F.lit(0), r.randint(0, 4, "tix",
-                                                                      F.col("requester_id")))))
-    tid = (F.col("requester_id") - F.lit(360000000000)) * 8 + k
+    df = users.withColumn("k", F.explode(F.sequence(F.lit(0), ticket_count(r, F.col("requester_id")))))
+    tid = ticket_id(F.col("requester_id"), F.col("k"))
     created = F.unix_timestamp(F.col("user_created"), "yyyy-MM-dd'T'HH:mm:ss'Z'") \
         + r.randint(3600, 700 * 86400, "tix_c", tid)
+    return tickets(df, r, created)
+
+
+def tickets(df: DataFrame, r: Draws, created: Column) -> DataFrame:
+    """Ticket rows for ``df`` (``requester_id``, ``k``) opened at ``created`` (epoch s)."""
+    tid = ticket_id(F.col("requester_id"), F.col("k"))
     subjects = ["Cannot log in", "Refund request", "Invoice question", "Order not received",
                 "Change my address", "Cancel subscription", "App crashes on start",
                 "Password reset", "Wrong item delivered", "Feature request"]

@@ -62,8 +62,17 @@ def billing_invoices(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     cus = billing_customers(people, r, n_people).select(
         F.col("id").alias("customer"), "currency", F.col("created").alias("cus_created"),
         F.col("_key").alias("cus_key"))
-    n = r.randint(0, 5, "inv", F.col("cus_key"))
-    df = cus.withColumn("k", F.explode(F.sequence(F.lit(0), n)))
+    df = cus.withColumn("k", F.explode(F.sequence(F.lit(0), invoice_count(r, F.col("cus_key")))))
+    return invoices(df, r, F.col("cus_created") + (F.col("k") + 1) * 30 * 86400)
+
+
+def invoice_count(r: Draws, cus_key: Column) -> Column:
+    """Index of a billing customer's last invoice (``0..5``: 1-6 invoices, ``k = 0..n``)."""
+    return r.randint(0, 5, "inv", cus_key)
+
+
+def invoices(df: DataFrame, r: Draws, created: Column) -> DataFrame:
+    """Invoice rows for ``df`` (``customer``, ``currency``, ``cus_key``, ``k``) at ``created``."""
     ik = F.concat_ws("/", F.col("cus_key"), F.col("k"))
     due = (r.randint(5, 500, "inv_amt", ik) * 100 + F.lit(99)).cast("long")
     status = r.pick(vocab.str_array(["paid"] * 6 + ["open", "void", "uncollectible"]), "inv_s", ik)
@@ -71,12 +80,12 @@ def billing_invoices(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     return df.select(
         inv_id.alias("id"), "customer", due.alias("amount_due"),
         F.when(status == "paid", due).otherwise(F.lit(0).cast("long")).alias("amount_paid"),
-        "currency", status.alias("status"),
-        (F.col("cus_created") + (F.col("k") + 1) * 30 * 86400).alias("created"),
+        "currency", status.alias("status"), created.alias("created"),
         F.lit(None).cast("long").alias("_person_id"), inv_id.alias("_key"))
 
 
-def _order_total(r: Draws, shop_key: Column, k: Column) -> Column:
+def order_total(r: Draws, shop_key: Column, k: Column) -> Column:
+    """Total of order ``k`` of shop customer ``shop_key``."""
     return F.round(F.lit(9.5) + r.uniform("ord_amt", shop_key, k) * 290, 2)
 
 
@@ -92,7 +101,7 @@ def shop_customers(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     sid = (F.lit(SHOP_ID_BASE) + key * 7).cast("long")
     n = _order_count(r, key, guest)
     spent = F.aggregate(F.sequence(F.lit(1), n), F.lit(0.0).cast("double"),
-                        lambda acc, k: acc + _order_total(r, sid, k))
+                        lambda acc, k: acc + order_total(r, sid, k))
     email = F.when(guest, noise.email_variant(F.col("email"), 0.7, r, "shop_g", key)) \
         .otherwise(_personal_or_family(r, key, "shop", 0.35))
     home = F.when(F.col("mover") & ~r.chance(0.5, "shop_new", key), F.col("old_home")) \
@@ -131,11 +140,20 @@ def shop_orders(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     cus = shop_customers(people, r, n_people)
     sid = F.col("Customer ID")
     df = cus.withColumn("k", F.explode(F.sequence(F.lit(1), F.col("Total Orders").cast("int"))))
-    oid = (F.lit(ORDER_ID_BASE) + (sid - F.lit(SHOP_ID_BASE)) * 8 + F.col("k")).cast("long")
-    total = _order_total(r, sid, F.col("k"))
     created = F.unix_timestamp(F.col("Created At"), "MM/dd/yyyy HH:mm") \
         + F.col("k") * r.randint(86400, 60 * 86400, "ord_gap", sid)
-    return df.filter(F.col("Total Orders").cast("int") > 0).select(
+    return orders(df.filter(F.col("Total Orders").cast("int") > 0), r, created)
+
+
+def orders(df: DataFrame, r: Draws, created: Column) -> DataFrame:
+    """Order rows for ``df`` (shop customer columns, ``_country``, ``k``) placed at ``created``.
+
+    Order ``k`` of a customer has id ``ORDER_ID_BASE + key * 56 + k``: room for 55 orders.
+    """
+    sid = F.col("Customer ID")
+    oid = (F.lit(ORDER_ID_BASE) + (sid - F.lit(SHOP_ID_BASE)) * 8 + F.col("k")).cast("long")
+    total = order_total(r, sid, F.col("k"))
+    return df.select(
         oid.alias("Order ID"),
         F.concat(F.lit("#"), (oid - F.lit(ORDER_ID_BASE) + 1000).cast("string")).alias("Name"),
         sid.alias("Customer ID"), F.col("Email"), ids.us_datetime(created).alias("Created At"),

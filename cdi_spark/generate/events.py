@@ -21,7 +21,18 @@ _TRACK = ["Product Viewed", "Product Added", "Checkout Started", "Order Complete
 _PAGES = ["/", "/products", "/cart", "/account", "/help", "/blog"]
 
 
-def product_events(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
+def product_events(people: DataFrame, r: Draws, n_people: int, *, batch: str = "day1",
+                   at: int | None = None) -> DataFrame:
+    """Identify, track and page events of the people's devices.
+
+    Args:
+        people: latent people.
+        r: the draws.
+        n_people: unused (the builders' common signature).
+        batch: events of a later batch get their own ids (the devices stay the same).
+        at: epoch seconds; when given, events fall in the day after it instead of the
+            person's history.
+    """
     users = people.filter(F.col("in_shop") | (F.col("in_marketing") & r.chance(0.3, "anon", pid())))
     dev = users.withColumn("device", F.explode(F.sequence(F.lit(0), r.randint(0, 1, "dev", pid()))))
     dk = F.concat_ws("/", pid().cast("string"), F.col("device").cast("string"))
@@ -35,6 +46,8 @@ def product_events(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     ev = dev.withColumn("k", F.explode(F.sequence(
         F.when(F.col("in_shop"), 0).otherwise(1), r.randint(2, 8, "n_ev", F.col("dk")))))
     ek = F.concat_ws("/", F.col("dk"), F.col("k").cast("string"))
+    if batch != "day1":
+        ek = F.concat_ws("/", F.lit(batch), ek)
     identify = F.col("k") == 0
     track = r.chance(0.6, "ev_track", ek)
     etype = F.when(identify, "identify").when(track, "track").otherwise("page")
@@ -49,8 +62,9 @@ def product_events(people: DataFrame, r: Draws, n_people: int) -> DataFrame:
     traits = F.when(identify, F.create_map(F.lit("email"), F.col("email"))) \
         .otherwise(F.create_map().cast("map<string,string>"))
     eid = ids.uuid(F.lit(r.seed), F.lit("event"), ek)
-    ts = F.timestamp_seconds(F.col("since") + r.randint(0, 700 * 86400, "ev_ts", F.col("dk"))
-                             + F.col("k") * r.randint(30, 3600, "ev_gap", ek))
+    start = (F.col("since") + r.randint(0, 700 * 86400, "ev_ts", F.col("dk")) if at is None
+             else F.lit(at) + r.randint(0, 20 * 3600, "ev_ts_at", F.col("dk")))
+    ts = F.timestamp_seconds(start + F.col("k") * r.randint(30, 3600, "ev_gap", ek))
     return ev.select(
         eid.alias("event_id"), etype.alias("event_type"), name.alias("event_name"),
         F.when(logged_in, F.col("uid")).alias("user_id"), "anonymous_id",

@@ -55,8 +55,13 @@ def _csv_line(values: list[object]) -> str:
 
 
 def plant_csv(spark: SparkSession, source: str, folder: str, sample: DataFrame, key_col: str,
-              numeric_col: str) -> list[Planted]:
-    """Write ``part-99999-malformed.csv``: good sample rows plus one row of each bad kind."""
+              numeric_col: str, key_base: int = 0) -> list[Planted]:
+    """Write ``part-99999-malformed.csv``: good sample rows plus one row of each bad kind.
+
+    Every bad row that has a key gets its own made-up key (``key_base`` + a counter), except
+    the two duplicates, which repeat a good row's key: ``exact_duplicate`` is a byte-for-byte
+    copy of that row, ``duplicate_key`` another record under the same key.
+    """
     cols = visible(sample)
     rows = [[None if r[c] is None else str(r[c]) for c in cols]
             for r in sample.orderBy("_key").collect()]
@@ -64,31 +69,30 @@ def plant_csv(spark: SparkSession, source: str, folder: str, sample: DataFrame, 
     name = f"{MALFORMED_STEM}.csv"
     lines: list[bytes] = [_csv_line(cols).encode()]
     planted: list[Planted] = []
+    made_up = iter(range(key_base, key_base + 100))
 
     def bad(values: list[object] | bytes, kind: str) -> None:
         lines.append(values if isinstance(values, bytes) else _csv_line(values).encode())
         planted.append(Planted(source, name, len(lines), kind))
 
+    def fresh(good: list[object]) -> list[object]:
+        return good[:ki] + [fresh_key(good[ki], next(made_up))] + good[ki + 1:]
+
     for i, good in enumerate(rows):
         lines.append(_csv_line(good).encode())
-        variant = list(good)
-        variant[ki] = fresh_key(good[ki], i)
         if i == 0:
-            bad(variant[:-3], "wrong_column_count")
-            bad([*variant, "extra", "fields"], "wrong_column_count")
-            empty = list(variant)
-            empty[ki] = ""
-            bad(empty, "empty_key")
+            bad(fresh(good)[:-3], "wrong_column_count")
+            bad([*fresh(good), "extra", "fields"], "wrong_column_count")
+            bad(good[:ki] + [""] + good[ki + 1:], "empty_key")
         if i == 1:
-            wrong = list(variant)
+            wrong = fresh(good)
             wrong[ni] = "not-a-number"
             bad(wrong, "wrong_type")
-            bad(_csv_line(variant).encode().replace(b"a", "\u00e4".encode("latin-1"), 2),
+            bad(_csv_line(fresh(good)).encode().replace(b"a", "\u00e4".encode("latin-1"), 2),
                 "invalid_utf8")
-            dup = list(good)
-            dup[ni] = good[ni]
-            bad(dup, "duplicate_key")
-    broken = _csv_line(rows[-1][:ki] + [fresh_key(rows[-1][ki], 9)] + rows[-1][ki + 1:])
+            bad(list(good), "exact_duplicate")
+            bad(rows[0][:ki] + [good[ki]] + rows[0][ki + 1:], "duplicate_key")
+    broken = _csv_line(fresh(rows[-1]))
     bad(broken.replace(",", ',"', 1).encode(), "broken_quotes")  # last: swallows nothing good
     write_bytes(spark, f"{folder}/{name}", b"".join(lines))
     return planted
@@ -101,7 +105,7 @@ def _json_rows(sample: DataFrame) -> list[tuple[str, dict]]:
 
 
 def plant_jsonl(spark: SparkSession, source: str, folder: str, sample: DataFrame, key_col: str,
-                numeric_col: str) -> list[Planted]:
+                numeric_col: str, key_base: int = 0) -> list[Planted]:
     """Write ``part-99999-malformed.json`` (JSON Lines) with good and bad lines."""
     name = f"{MALFORMED_STEM}.json"
     lines: list[bytes] = []
@@ -114,18 +118,18 @@ def plant_jsonl(spark: SparkSession, source: str, folder: str, sample: DataFrame
 
     for i, (key, row) in enumerate(_json_rows(sample)):
         add(json.dumps(row, ensure_ascii=False).encode(), None)
-        fresh = dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), i))})
+        fresh = dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), key_base + i))})
         if i == 0:
             add(json.dumps(fresh)[:-9].encode(), "invalid_json")
             add(json.dumps(dict(fresh, **{numeric_col: "yesterday"})).encode(), "wrong_type")
             add(json.dumps(dict(fresh, **{key_col: None})).encode(), "empty_key")
         if i == 1:
             add(json.dumps(dict(row, **{numeric_col: row.get(numeric_col)})).encode(),
-                "duplicate_key")
+                "exact_duplicate")
             data = json.dumps(fresh).encode()
             at = data.find(b'": "') + 4  # inside the first string value: Latin-1 bytes
             add(data[:at] + b"M\xfcller " + data[at:], "invalid_utf8")
-    last = json.dumps(dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), 9))}))
+    last = json.dumps(dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), key_base + 9))}))
     add(last[: len(last) // 2].encode(), "truncated_line")
     write_bytes(spark, f"{folder}/{name}", b"\n".join(lines))  # no newline after the cut line
     return planted
@@ -136,23 +140,23 @@ def _typed_key(original: object, fresh: str) -> object:
 
 
 def plant_json_array(spark: SparkSession, source: str, folder: str, sample: DataFrame,
-                     key_col: str, numeric_col: str) -> list[Planted]:
+                     key_col: str, numeric_col: str, key_base: int = 0) -> list[Planted]:
     """Write a JSON array file with bad elements, and a truncated array file."""
     name = f"{MALFORMED_STEM}.json"
     elems: list[dict] = []
     planted: list[Planted] = []
     for i, (key, row) in enumerate(_json_rows(sample)):
         elems.append(row)
-        fresh = dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), i))})
+        fresh = dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), key_base + i))})
         if i == 0:
             for bad, kind in ((dict(fresh, **{numeric_col: "yesterday"}), "wrong_type"),
                               (dict(fresh, **{key_col: None}), "empty_key"),
-                              (dict(row), "duplicate_key")):
+                              (dict(row), "exact_duplicate")):
                 elems.append(bad)
                 planted.append(Planted(source, name, len(elems), kind))
     text = "[\n" + ",\n".join(json.dumps(e, ensure_ascii=False) for e in elems) + "\n]"
     write_bytes(spark, f"{folder}/{name}", text.encode())
-    cut = json.dumps(dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), 9))}))
+    cut = json.dumps(dict(row, **{key_col: _typed_key(row[key_col], fresh_key(str(key), key_base + 9))}))
     trunc = "part-99998-malformed.json"
     write_bytes(spark, f"{folder}/{trunc}", ("[\n" + cut[: len(cut) // 2]).encode())
     planted.append(Planted(source, trunc, 1, "truncated_file"))
@@ -160,14 +164,14 @@ def plant_json_array(spark: SparkSession, source: str, folder: str, sample: Data
 
 
 def plant_parquet(spark: SparkSession, source: str, folder: str, sample: DataFrame,
-                  key_col: str, numeric_col: str) -> list[Planted]:
+                  key_col: str, numeric_col: str, key_base: int = 0) -> list[Planted]:
     """Null/empty/duplicate keys among good rows; a second file with a mistyped column."""
     cols = visible(sample)
     good = sample.select(*cols).orderBy(key_col).limit(SAMPLE_ROWS)
     first = good.limit(1)
     bad = [first.withColumn(key_col, F.lit(None).cast("string")),
            first.withColumn(key_col, F.lit("")), first]
-    kinds = ["null_key", "empty_key", "duplicate_key"]
+    kinds = ["null_key", "empty_key", "exact_duplicate"]
     n_good = SAMPLE_ROWS
     rows = good.withColumn("_ord", F.monotonically_increasing_id())
     for i, df in enumerate(bad):
@@ -178,7 +182,7 @@ def plant_parquet(spark: SparkSession, source: str, folder: str, sample: DataFra
         .parquet(tmp)
     move_single_file(spark, tmp, f"{folder}/{name}")
     planted = [Planted(source, name, n_good + i + 1, k) for i, k in enumerate(kinds)]
-    typed = first.withColumn(key_col, F.lit(fresh_key("00000000-0000", 1))) \
+    typed = first.withColumn(key_col, F.lit(fresh_key("00000000-0000", key_base + 1))) \
         .withColumn(numeric_col, F.col(numeric_col).cast(T.StringType()))
     wrong = "part-99998-malformed.parquet"
     typed.coalesce(1).write.mode("overwrite").parquet(tmp)

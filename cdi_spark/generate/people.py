@@ -34,11 +34,14 @@ def account_count(people: int) -> int:
     return max(5, int(people * ACCOUNTS_PER_PERSON))
 
 
-def _nsn(r: Draws, kind: str, country: Column, key: Column) -> Column:
-    entry = r.pick(vocab.lookup(kind, country), f"{kind}_prefix", key)
+def national_number(r: Draws, kind: str, country: Column, key: Column, purpose: str | None = None
+                    ) -> Column:
+    """A ``mobile`` or ``landline`` national number of ``country``; ``purpose`` varies the draw."""
+    purpose = purpose or kind
+    entry = r.pick(vocab.lookup(kind, country), f"{purpose}_prefix", key)
     prefix = F.substring_index(entry, "|", 1)
     length = F.substring_index(entry, "|", -1).cast("int")
-    rest = r.digits(12, f"{kind}_digits", key).substr(F.lit(1), length - F.length(prefix))
+    rest = r.digits(12, f"{purpose}_digits", key).substr(F.lit(1), length - F.length(prefix))
     return F.concat(prefix, rest)
 
 
@@ -135,8 +138,8 @@ def _names_and_contacts(df: DataFrame, r: Draws) -> DataFrame:
         "last_name": last,
         "home": address(r, country, hh, "home", F.when(common, common_city)),
         "old_home": F.when(F.col("mover"), address(r, country, pid, "old")),
-        "mobile": _nsn(r, "mobile", country, pid),
-        "landline": _nsn(r, "landline", country, hh),
+        "mobile": national_number(r, "mobile", country, pid),
+        "landline": national_number(r, "landline", country, hh),
     })
     domains = vocab.lookup("email_domain", country)
     family = F.concat(F.lower(F.regexp_replace(ascii_fold(F.col("last_name")), "[^A-Za-z]", "")),

@@ -99,8 +99,10 @@ def write_source(df: DataFrame, folder: str, fmt: str, files: int) -> None:
 def move_single_file(spark: SparkSession, tmp_folder: str, target: str) -> None:
     """Move the one part file Spark wrote into ``tmp_folder`` to ``target``; drop the folder."""
     fs, jfolder = _fs(spark, tmp_folder)
-    jvm = spark.sparkContext._jvm
+    jtarget = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(target)
+    fs.mkdirs(jtarget.getParent())
+    fs.delete(jtarget, False)   # a rerun replaces the file (rename never overwrites)
     for status in fs.listStatus(jfolder):
         if status.getPath().getName().startswith("part-"):
-            fs.rename(status.getPath(), jvm.org.apache.hadoop.fs.Path(target))
+            fs.rename(status.getPath(), jtarget)
     fs.delete(jfolder, True)

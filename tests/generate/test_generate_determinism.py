@@ -10,10 +10,10 @@ from cdi_spark.generate.rand import Draws
 
 
 def _contacts(spark, seed, partitions=None):
-    people = latent_people(spark, 200, seed)
+    people = latent_people(spark, 100, seed)
     if partitions:
         people = people.repartition(partitions)
-    return b2b.crm_contacts(people, Draws(seed), 200)
+    return b2b.crm_contacts(people, Draws(seed), 100)
 
 
 def test_same_seed_gives_the_same_rows_whatever_the_partitioning(spark):
@@ -29,9 +29,9 @@ def test_another_seed_gives_other_rows(spark):
 
 
 def test_shop_totals_match_the_orders_written(spark):
-    people = latent_people(spark, 200, 3)
-    customers = b2c.shop_customers(people, Draws(3), 200)
-    orders = b2c.shop_orders(people, Draws(3), 200)
+    people = latent_people(spark, 100, 3)
+    customers = b2c.shop_customers(people, Draws(3), 100)
+    orders = b2c.shop_orders(people, Draws(3), 100)
     per_customer = orders.groupBy("Customer ID").count()
     joined = customers.join(per_customer, "Customer ID", "left").fillna(0, ["count"])
     assert joined.filter("cast(`Total Orders` as int) != count").count() == 0

@@ -7,65 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from generate_demo import CONTRACT, KEYS, planted_csv_rows, read, truth
 from pyspark.sql import functions as F
 
 from cdi_spark.generate import GenerateError, generate
 from cdi_spark.generate.malformed import SAMPLE_ROWS
-
-# pandas UDF workers must use this interpreter (it has pandas and phonenumbers)
-
-PEOPLE = 300
-CONTRACT = {
-    "crm_contacts": ["Id", "AccountId", "Salutation", "FirstName", "LastName", "Email", "Phone",
-                     "MobilePhone", "MailingStreet", "MailingCity", "MailingState",
-                     "MailingPostalCode", "MailingCountry", "Birthdate", "HasOptedOutOfEmail",
-                     "CreatedDate", "LastModifiedDate"],
-    "crm_accounts": ["Id", "Name", "Website", "Phone", "BillingStreet", "BillingCity",
-                     "BillingPostalCode", "BillingCountry", "Industry", "CreatedDate"],
-    "marketing_contacts": ["vid", "properties", "createdAt", "updatedAt"],
-    "support_users": ["id", "name", "email", "phone", "organization", "locale", "time_zone",
-                      "created_at"],
-    "support_tickets": ["id", "requester_id", "subject", "status", "priority", "channel",
-                        "created_at", "updated_at"],
-    "billing_customers": ["id", "object", "email", "name", "phone", "address", "currency",
-                          "created", "metadata", "delinquent"],
-    "billing_invoices": ["id", "customer", "amount_due", "amount_paid", "currency", "status",
-                         "created"],
-    "shop_customers": ["Customer ID", "First Name", "Last Name", "Email",
-                       "Accepts Email Marketing", "Default Address Company",
-                       "Default Address Address1", "Default Address Address2",
-                       "Default Address City", "Default Address Province Code",
-                       "Default Address Country Code", "Default Address Zip", "Phone",
-                       "Total Spent", "Total Orders", "Tax Exempt", "Created At"],
-    "shop_orders": ["Order ID", "Name", "Customer ID", "Email", "Created At", "Currency",
-                    "Total", "Subtotal", "Financial Status"],
-    "product_events": ["event_id", "event_type", "event_name", "user_id", "anonymous_id",
-                       "device_id", "timestamp", "traits", "properties"],
-}
-KEYS = {"crm_contacts": "Id", "marketing_contacts": "vid", "support_users": "id",
-        "billing_customers": "id", "shop_customers": "Customer ID", "product_events": "event_id"}
-
-
-@pytest.fixture(scope="module")
-def demo(spark, tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    return generate(spark, out, people=PEOPLE, seed=7)
-
-
-def read(spark, summary, source, pattern="part-0*"):
-    """The main (good) files of one export, read the way its format says."""
-    path = f"{summary.raw_dir}/{summary.batch}/{source}/{pattern}"
-    if source in ("crm_contacts", "crm_accounts", "shop_customers", "shop_orders"):
-        return spark.read.option("header", True).csv(path)
-    if source in ("support_users", "support_tickets"):
-        return spark.read.option("multiLine", True).json(path)
-    if source == "product_events":
-        return spark.read.parquet(path)
-    return spark.read.json(path)
-
-
-def truth(spark, summary):
-    return spark.read.parquet(f"{summary.truth_dir}/person_records")
 
 
 def test_every_export_has_the_contract_columns(spark, demo):
@@ -92,7 +38,8 @@ def test_planted_bad_rows_are_recorded_per_source(demo):
             assert os.path.isfile(path), path
     kinds = {r["kind"] for r in rows}
     assert {"broken_quotes", "wrong_column_count", "invalid_utf8", "empty_key", "duplicate_key",
-            "wrong_type", "invalid_json", "truncated_line", "wrong_type_column"} <= kinds
+            "exact_duplicate", "wrong_type", "invalid_json", "truncated_line",
+            "wrong_type_column"} <= kinds
     raw = Path(f"{demo.raw_dir}/{demo.batch}/crm_contacts/part-99999-malformed.csv").read_bytes()
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
@@ -165,3 +112,24 @@ def test_cross_system_references_point_at_existing_records(spark, demo):
 def test_unknown_batch_is_a_clear_error(spark, tmp_path):
     with pytest.raises(GenerateError, match="unknown batch 'day9'"):
         generate(spark, tmp_path, people=100, batch="day9")
+
+
+def test_planted_csv_rows_with_made_up_keys_each_have_their_own(demo):
+    for source in ("crm_contacts", "shop_customers"):
+        rows = planted_csv_rows(demo, source)
+        good_keys = {row[0] for kind, row in rows if kind is None}
+        made_up = [row[0] for kind, row in rows
+                   if kind in ("wrong_column_count", "wrong_type", "invalid_utf8")]
+        assert len(made_up) == 4, source
+        assert len(set(made_up)) == len(made_up), source     # no two bad rows share a key
+        assert not set(made_up) & good_keys, source
+
+
+def test_planted_csv_duplicates_are_one_exact_and_one_conflicting(demo):
+    rows = planted_csv_rows(demo, "crm_contacts")
+    good = {row[0]: row for kind, row in rows if kind is None}
+    exact = [row for kind, row in rows if kind == "exact_duplicate"]
+    conflict = [row for kind, row in rows if kind == "duplicate_key"]
+    assert len(exact) == len(conflict) == 1
+    assert exact[0] == good[exact[0][0]]
+    assert conflict[0][0] in good and conflict[0] != good[conflict[0][0]]
