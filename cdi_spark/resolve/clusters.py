@@ -349,24 +349,27 @@ class _SizeGuard:
         inside = comps.labels.filter(over).select(F.col("node").alias("src"), F.col("size").alias("component_size"))
         active = self.wedges.join(inside, "src")
         protected = F.col("rule").isin(list(self.settings.protected_rules))
+        remaining, n_remaining, largest = comps.labels.filter(over), comps.over_cap, comps.largest
         for level in [*self.settings.cut_levels, None]:
             keep = protected if level is None else protected | (F.col("score") >= level)
+            if not active.filter(~keep).limit(1).count():
+                continue  # nothing to cut at this level: no need to re-run components
             self.cuts.append(active.filter(~keep).withColumn("cut_level", F.lit(level).cast("double")))
             active = _checkpoint(active.filter(keep))
             sub = _components(active, self.settings)
             self.held.append(sub.labels)
             self.rounds += sub.rounds
             settled.append(sub.labels.filter(~over))
-            log.info("cluster: guard level %s: %d components still over the cap", level, sub.over_cap)
-            if not sub.over_cap:
+            remaining, n_remaining, largest = sub.labels.filter(over), sub.over_cap, sub.largest
+            log.info("cluster: guard level %s: %d components still over the cap", level, n_remaining)
+            if not n_remaining:
                 break
-            if level is None:
-                settled.append(sub.labels.filter(over))
-                self.still_oversized = sub.over_cap
-                log.warning("cluster: %d clusters stay over max_cluster_size %d (largest %d), held by rules %s",
-                            sub.over_cap, cap, sub.largest, ", ".join(self.settings.protected_rules))
-            else:
-                active = active.join(sub.labels.filter(over).select(F.col("node").alias("src")), "src")
+            active = active.join(remaining.select(F.col("node").alias("src")), "src")
+        if n_remaining:
+            settled.append(remaining)
+            self.still_oversized = n_remaining
+            log.warning("cluster: %d clusters stay over max_cluster_size %d (largest %d), held by rules %s",
+                        n_remaining, cap, largest, ", ".join(self.settings.protected_rules))
         return reduce(DataFrame.unionByName, [s.select("node", "comp") for s in settled])
 
     def release(self) -> None:
