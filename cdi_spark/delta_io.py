@@ -20,7 +20,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from delta.exceptions import DeltaConcurrentModificationException
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
@@ -32,6 +41,17 @@ T = TypeVar("T")
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
 RETRIES = 4
+# delta-spark's Python classes for these are siblings, not subclasses of one another.
+CONFLICTS = (
+    DeltaConcurrentModificationException,
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 
 
 def with_retry(action: Callable[[], T], *, what: str, retries: int = RETRIES) -> T:
@@ -44,12 +64,12 @@ def with_retry(action: Callable[[], T], *, what: str, retries: int = RETRIES) ->
         retries: attempts after the first.
 
     Raises:
-        DeltaConcurrentModificationException: still conflicting after ``retries`` attempts.
+        One of :data:`CONFLICTS`: still conflicting after ``retries`` attempts.
     """
     for attempt in range(retries + 1):
         try:
             return action()
-        except DeltaConcurrentModificationException as exc:
+        except CONFLICTS as exc:
             if attempt == retries:
                 raise
             wait = 0.5 * 2**attempt
