@@ -18,7 +18,7 @@ Tables written (under ``cfg.lakehouse``, registered in the catalog under the lay
     JSON Lines, the first line of a multi-line CSV record; ``element`` for JSON arrays;
     ``row`` for Parquet; ``file`` when a whole file is unparsable), ``_reason``
     (undecodable, invalid_json, not_an_object, wrong_column_count, broken_quotes,
-    empty_key, wrong_type, duplicate_key), ``_field``, ``_detail`` and ``_raw`` (the
+    empty_key, wrong_type, exact_duplicate, duplicate_key), ``_field``, ``_detail`` and ``_raw`` (the
     record's text as read; a Parquet row as JSON).
 ``audit.ingest_manifest`` (``<lakehouse>/audit/ingest_manifest``)
     One row per loaded file: source, file, size, modified_at, batch_id, ingested_at, rows

@@ -8,8 +8,10 @@ A record's first failed check, in this order, is its quarantine reason:
 3. ``empty_key``: a primary-key field that is null or blank;
 4. ``wrong_type``: a value of a typed column (YAML ``type``) that does not parse as that
    type (text formats; bronze still stores the text);
-5. ``duplicate_key``: a key seen on an earlier line of the same file. The first good
-   occurrence goes to bronze, later ones to quarantine with the first line named.
+5. ``exact_duplicate`` / ``duplicate_key``: a key seen on an earlier line of the same file,
+   with the same fields or with different ones. The first good occurrence goes to
+   bronze, later ones to quarantine with the first line named. (The same key in another
+   file is not a duplicate: a later export re-sends a record that changed.)
 
 Everything is Column expressions plus one window partitioned by ``(file, key)``.
 """
@@ -86,8 +88,18 @@ def classify(records: DataFrame, source: SourceConfig, *, text_format: bool) -> 
     if len(keys) == len(source.primary_key):
         same_key = Window.partitionBy("_file", *keys).orderBy("_line")
         first = F.first("_line").over(same_key)
-        dup = _problem(F.row_number().over(same_key) > 1, "duplicate_key", ",".join(source.primary_key),
-                       F.format_string("%s: key already on %s %d of this file", _where(), F.col("_position"), first))
+        later = F.row_number().over(same_key) > 1
+        same_data = F.first(F.to_json(F.struct(*[F.col(f"`{c}`") for c in data_columns(records)]))).over(same_key) \
+            == F.to_json(F.struct(*[F.col(f"`{c}`") for c in data_columns(records)]))
+        key = ",".join(source.primary_key)
+        dup = F.coalesce(
+            _problem(later & same_data, "exact_duplicate", key,
+                     F.format_string("%s: the same record is already on %s %d of this file", _where(),
+                                     F.col("_position"), first)),
+            _problem(later, "duplicate_key", key,
+                     F.format_string("%s: another record with this key is on %s %d of this file", _where(),
+                                     F.col("_position"), first)),
+        )
         good = good.withColumn(ERROR, dup.cast(ERROR_TYPE))
     return good.unionByName(bad)
 

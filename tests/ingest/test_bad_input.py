@@ -29,7 +29,8 @@ PEOPLE_CSV = BOM + (
     b"\n"  # 9 blank: not a record
 ) + "5,M\u00fcller,1993-03-03,50\n".encode("latin-1") + (  # 10 undecodable in UTF-8
     b"6,Fay,1994-04-04,60\n"  # 11
-    b'7,"Gus,1995-05-05,70\n'  # 12 quote never closed
+    b"6,Fay,1994-04-04,60\n"  # 12 exact duplicate of line 11
+    b'7,"Gus,1995-05-05,70\n'  # 13 quote never closed
 )
 LATIN_CSV = "id;name\n1;M\u00fcller\n2;\"Gar\u00e7on\"\n".encode("latin-1")
 EVENTS_JSONL = (
@@ -100,7 +101,8 @@ def test_csv_bad_rows_are_quarantined_with_line_reason_and_field(spark, run):
     actual = _quarantine(spark, cfg, "people").select("_line", "_reason", "_field")
     expected = spark.createDataFrame(
         [(5, "wrong_type", "born"), (6, "empty_key", "id"), (7, "duplicate_key", "id"),
-         (8, "wrong_column_count", None), (10, "undecodable", None), (12, "broken_quotes", None)],
+         (8, "wrong_column_count", None), (10, "undecodable", None), (12, "exact_duplicate", "id"),
+         (13, "broken_quotes", None)],
         "_line long, _reason string, _field string",
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
@@ -178,7 +180,7 @@ def test_zero_byte_file_and_missing_path_report_without_stopping_others(run):
 
 def test_rows_read_equal_bronze_plus_quarantine(spark, run):
     cfg, results = run
-    expected = {"people": (9, 3, 6), "latin": (2, 2, 0), "events": (6, 1, 5), "users": (4, 1, 3), "clicks": (5, 2, 3)}
+    expected = {"people": (10, 3, 7), "latin": (2, 2, 0), "events": (6, 1, 5), "users": (4, 1, 3), "clicks": (5, 2, 3)}
     for name, (read, good, bad) in expected.items():
         r = results[name]
         assert (r.rows_read, r.rows_bronze, r.rows_quarantined) == (read, good, bad), name
@@ -196,7 +198,7 @@ def test_every_bronze_row_has_lineage_and_tables_are_in_the_catalog(spark, run):
     assert len(rows) == 3
     assert all(r["_source"] == "people" and r["_batch_id"] == "run-1" and len(r["_row_hash"]) == 64
                and r["_ingested_at"] and r["_ingest_date"] and r["_source_file"].startswith("file:") for r in rows)
-    assert spark.sql("SELECT count(*) FROM quarantine.people").first()[0] == 6
+    assert spark.sql("SELECT count(*) FROM quarantine.people").first()[0] == 7
     manifest = spark.table("audit.ingest_manifest").filter("source = 'people'").collect()
-    assert sorted((m["file"].rsplit("/", 1)[-1], m["rows_read"]) for m in manifest) == [("part-0.csv", 9),
+    assert sorted((m["file"].rsplit("/", 1)[-1], m["rows_read"]) for m in manifest) == [("part-0.csv", 10),
                                                                                          ("part-1.csv", 0)]
