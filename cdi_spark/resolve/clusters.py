@@ -24,10 +24,14 @@ Algorithm:
    Rounds repeat until the edge set is a forest of stars, each centred on its component's
    smallest id (every node has one parent and no parent has a parent): that check is one
    aggregation per round. The alternation needs O(log^2 n) rounds in theory and O(log n)
-   in practice: measured 9 rounds for a 1,000,000-edge chain (see ``bench``/the issue
-   note). Lineage is cut every ``checkpoint_every`` rounds with ``checkpoint()`` (reliable
-   when the SparkContext has a checkpoint dir, ``localCheckpoint()`` otherwise), as splink
-   does; rounds in between are persisted. More than ``max_iterations`` rounds is an error.
+   in practice. Measured on local[2] (a shared, loaded machine): a chain of 1,000,000
+   records with keys in pseudo-random order, the worst case, took 20 rounds (~log2 n);
+   1,000,000 records in entity-sized components (1.6M edges, largest 16) took 4 rounds.
+   Each round is one scan per step, exploded rather than self-unioned, so the query plan
+   grows by one step a round, not doubles. Lineage is cut every ``checkpoint_every``
+   rounds with ``checkpoint()`` (reliable when the SparkContext has a checkpoint dir,
+   ``localCheckpoint()`` otherwise), as splink does; rounds in between are persisted.
+   More than ``max_iterations`` rounds is an error.
 4. **Size guard against chaining.** Components larger than ``max_cluster_size`` are
    re-clustered on their own edges with a rising score threshold (``cut_levels``; edges of
    ``protected_rules`` are never cut); the last step keeps only protected edges. Parts
