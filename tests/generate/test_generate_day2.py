@@ -94,7 +94,8 @@ def test_day2_activity_points_at_known_records(spark, demo_batches):
     users = keyed(spark, d1, "support_users").select("id") \
         .unionByName(keyed(spark, d2, "support_users").select("id"))
     tickets = keyed(spark, d2, "support_tickets")
-    assert tickets.select("requester_id").subtract(users.select("id")).count() <= SAMPLE_ROWS
+    # a few targets moved into the malformed files, day 1's and day 2's
+    assert tickets.select("requester_id").subtract(users.select("id")).count() <= 2 * SAMPLE_ROWS
     day1_tickets = keyed(spark, d1, "support_tickets").select("record_id")
     assert tickets.select("record_id").intersect(day1_tickets).count() == 0   # new ids only
 
