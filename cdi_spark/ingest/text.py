@@ -256,22 +256,18 @@ def parse_csv(spark: SparkSession, paths: list[str], source: SourceConfig) -> Pa
             .withColumn("_fields", F.when(F.col("_parse_error").isNull(), parsed))
             .select(*RECORD_META, *[F.col("_fields").getField(n).alias(n) for n in header])
         )
-    if not frames:
-        return Parsed(_empty_records(spark), columns, lines)
-    out = frames[0]
-    for frame in frames[1:]:
+    # A file whose first line is blank has no header: its records are quarantined, not dropped.
+    headless = data.filter(~F.col("_file").isin(list(columns))).withColumn(
+        "_parse_error", parse_error("missing_header", _where("the file's first line is blank, so it has no header"))
+    )
+    out = headless.select(*RECORD_META)
+    for frame in frames:
         out = out.unionByName(frame, allowMissingColumns=True)
     return Parsed(out, columns, lines)
 
 
 def _ddl(schema: T.StructType) -> str:
     return ", ".join(f"`{f.name.replace('`', '``')}` STRING" for f in schema.fields)
-
-
-def _empty_records(spark: SparkSession) -> DataFrame:
-    schema = "_file string, _line long, _position string, _raw string, _decodable boolean, " \
-             "_parse_error struct<reason:string,field:string,detail:string>"
-    return spark.createDataFrame([], schema)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from chispa import assert_df_equality
 
 from cdi_spark.config import SourceConfig
 from cdi_spark.ingest import text
-from cdi_spark.ingest.text import csv_records, numbered_lines
+from cdi_spark.ingest.text import csv_records, numbered_lines, parse_csv
 
 SOURCE = SourceConfig(name="s", system="t", format="csv", path="*.csv", primary_key=("id",))
 
@@ -56,3 +56,13 @@ def test_an_unclosed_quote_does_not_swallow_the_file(spark, tmp_path, monkeypatc
         "_line long, reason string",
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_csv_file_without_header_line_is_quarantined_not_dropped(spark, tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("\nid,v\n1,a\n")
+    parsed = parse_csv(spark, [str(path)], SOURCE)
+    actual = parsed.records.selectExpr("_line", "_parse_error.reason as reason")
+    expected = spark.createDataFrame([(2, "missing_header"), (3, "missing_header")], "_line long, reason string")
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    parsed.lines.unpersist()
