@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from cdi_spark.columns import let
 from cdi_spark.standardize.names import squish
 
 DAY_ORDERS = ("YMD", "MDY", "DMY")
@@ -47,8 +48,8 @@ def _month(text: Column) -> Column:
     return F.coalesce(F.try_element_at(names, text), text.cast("int"))
 
 
-def _parts(text: Column, day_order: str) -> dict[str, Column]:
-    """Year, month, day, hour, minute, second (decimal), am/pm and zone of ``text``.
+def _canonical(text: Column, day_order: str) -> Column:
+    """``text`` rewritten as the array ``[y, m, d, h, mi, s, frac, ampm, zone]``.
 
     Each shape rewrites the text into one canonical ``y|m|d|h|mi|s|frac|ampm|zone`` string
     (one ``regexp_replace``), so the plan holds one small expression per shape.
@@ -58,7 +59,12 @@ def _parts(text: Column, day_order: str) -> dict[str, Column]:
         full = regex + _TIME + _ZONE
         template = f"${y}|${m}|${d}|$4|$5|$6|$7|$8|$9"
         canonical = F.when(text.rlike(full), F.regexp_replace(text, full, template)).otherwise(canonical)
-    f = F.split(canonical, r"\|")
+    return F.split(canonical, r"\|")
+
+
+def _parts(f: Column) -> dict[str, Column]:
+    """Year, month, day, hour, minute, second (decimal), am/pm and zone of a
+    :func:`_canonical` array (bound once with :func:`~cdi_spark.columns.let`)."""
 
     def num(i: int, default: int | None = None) -> Column:
         value = F.nullif(F.get(f, F.lit(i)), F.lit("")).cast("int")
@@ -124,9 +130,8 @@ def timestamp_parser(day_order: str = "YMD", timezone: str = "UTC") -> Callable[
     """
     _shapes(day_order)  # fail early on a bad day order
 
-    def parse(col: Column) -> Column:
-        text = F.lower(squish(col.cast("string")))
-        p = _parts(text, day_order)
+    def from_parts(text: Column, f: Column) -> Column:
+        p = _parts(f)
         hour = _hour_24(p["hour"], p["ampm"])
         ok = (
             _valid_date(p["year"], p["month"], p["day"])
@@ -139,6 +144,12 @@ def timestamp_parser(day_order: str = "YMD", timezone: str = "UTC") -> Callable[
             _zone_id(p["zone"], timezone),
         )  # fmt: skip
         return F.coalesce(_epoch(text), F.when(ok, made))
+
+    def parse(col: Column) -> Column:
+        return let(
+            F.lower(squish(col.cast("string"))),
+            lambda text: let(_canonical(text, day_order), lambda f: from_parts(text, f)),
+        )
 
     return parse
 
@@ -158,9 +169,8 @@ def date_parser(day_order: str = "YMD") -> Callable[[Column], Column]:
     """
     _shapes(day_order)
 
-    def parse(col: Column) -> Column:
-        text = F.lower(squish(col.cast("string")))
-        p = _parts(text, day_order)
+    def from_parts(text: Column, f: Column) -> Column:
+        p = _parts(f)
         made = F.when(
             _valid_date(p["year"], p["month"], p["day"]),
             F.make_date(p["year"], p["month"], p["day"]),
@@ -168,6 +178,12 @@ def date_parser(day_order: str = "YMD") -> Callable[[Column], Column]:
         # The UTC day of an epoch, whatever the session's time zone.
         epoch_day = F.floor(F.unix_seconds(_epoch(text)) / 86400).cast("int")
         return F.coalesce(F.date_from_unix_date(epoch_day), made)
+
+    def parse(col: Column) -> Column:
+        return let(
+            F.lower(squish(col.cast("string"))),
+            lambda text: let(_canonical(text, day_order), lambda f: from_parts(text, f)),
+        )
 
     return parse
 

@@ -23,6 +23,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
 
+from cdi_spark.columns import let
+
 # Runs of any Unicode space (NBSP, thin, ideographic ...) count as one space.
 _SPACES = r"[\s\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000\uFEFF]+"
 
@@ -262,29 +264,41 @@ def parse_full_name(col: Column, *, unicode_form: bool = True) -> Column:
         >>> df.withColumns({"given": parts["given_name"], "family": parts["family_name"]})
         >>> # "DR. ROBERT J. O'BRIEN JR." -> ("Dr", "Robert", "J.", "O'Brien", "Jr")
     """
+    # Each intermediate is bound once with let(): written inline, the text expression would
+    # be copied into every use and the plan would grow to hundreds of kilobytes.
     text = squish(normalize_unicode(col) if unicode_form else col)
+    return let(text, lambda t: let(F.regexp_replace(t, _HONORIFIC_RE, ""), lambda rest: _split_rest(t, rest)))
+
+
+def _split_rest(text: Column, rest: Column) -> Column:
     honorific = F.regexp_extract(text, _HONORIFIC_RE, 1)
-    rest = F.regexp_replace(text, _HONORIFIC_RE, "")
     suffix_raw = F.regexp_extract(rest, _SUFFIX_RE, 1)
     core = _blank_null(F.regexp_replace(rest, _SUFFIX_RE, ""))
+    return let(core, lambda c: _split_core(honorific, suffix_raw, c))
 
+
+def _split_core(honorific: Column, suffix_raw: Column, core: Column) -> Column:
     has_comma = core.contains(",")
     comma_family = F.substring_index(core, ",", 1)
     comma_rest = F.regexp_replace(F.regexp_replace(core, r"^[^,]*,", ""), ",", " ")
     spaced = F.regexp_extract(core, _FAMILY_RE, 0) != ""
     family = F.when(has_comma, comma_family).when(spaced, F.regexp_extract(core, _FAMILY_RE, 2))
     before = squish(F.when(has_comma, comma_rest).when(spaced, F.regexp_extract(core, _FAMILY_RE, 1)).otherwise(core))
-    given = F.substring_index(before, " ", 1)
-    middle = F.when(before.contains(" "), F.regexp_replace(before, r"^\S+\s+", ""))
 
     suffix_words = F.filter(F.split(F.lower(F.regexp_replace(suffix_raw, r"\.", "")), r"[\s,]+"), lambda w: w != "")
     suffix_map = F.create_map(*[F.lit(x) for pair in SUFFIXES.items() for x in pair])
     suffix = F.array_join(F.transform(suffix_words, lambda w: suffix_map[w]), ", ")
     honor = F.initcap(F.lower(squish(F.regexp_replace(honorific, r"\.", " "))))
-    return F.struct(
-        F.when(honor != "", honor).alias("honorific"),
-        proper_case(_blank_null(given)).alias("given_name"),
-        proper_case(_blank_null(middle)).alias("middle_name"),
-        proper_case(_blank_null(family), family=True).alias("family_name"),
-        F.when(suffix != "", suffix).alias("suffix"),
-    )
+
+    def parts(b: Column) -> Column:
+        given = F.substring_index(b, " ", 1)
+        middle = F.when(b.contains(" "), F.regexp_replace(b, r"^\S+\s+", ""))
+        return F.struct(
+            F.when(honor != "", honor).alias("honorific"),
+            proper_case(_blank_null(given)).alias("given_name"),
+            proper_case(_blank_null(middle)).alias("middle_name"),
+            proper_case(_blank_null(family), family=True).alias("family_name"),
+            F.when(suffix != "", suffix).alias("suffix"),
+        )
+
+    return let(before, parts)

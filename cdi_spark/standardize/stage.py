@@ -60,22 +60,13 @@ def _flag(col: Column) -> Column:
     return F.when(text.isin(*TRUE_WORDS), True).when(text.isin(*FALSE_WORDS), False)
 
 
-def _names() -> dict[str, Column]:
-    parts = parse_full_name(_raw("full_name"))
-    given = F.coalesce(clean_name(_raw("given_name")), parts["given_name"])
-    family = F.coalesce(proper_case(squish(_raw("family_name")), family=True), parts["family_name"])
-    full = F.concat_ws(" ", given, family)
-    return {
-        "given_name": given,
-        "family_name": family,
-        "full_name": F.when(full != "", full),
-    }
-
-
 def clean_records(mapped: DataFrame, source: SourceConfig) -> DataFrame:
     """Clean the ``_raw_<field>`` columns of :func:`map_source`'s output into canonical ones.
 
-    The raw columns stay (the quality measure needs them); :func:`canonical` drops them.
+    Works in steps, each step reading the previous one's columns by name: a cleaned value
+    used several times (the country for phones and postcodes, the given name for its key
+    and the full name) is computed once instead of being copied into every use. The raw
+    columns stay (the quality measure needs them); :func:`canonical` drops them.
     """
     formats = source.mapping.formats if source.mapping else {}
 
@@ -83,23 +74,37 @@ def clean_records(mapped: DataFrame, source: SourceConfig) -> DataFrame:
         order = DAY_ORDER[formats.get(name, "iso")]
         return date_parser(order) if name == "birth_date" else timestamp_parser(order)
 
-    df = mapped.withColumn("country", country_to_alpha2(_raw("country")))
-    df = df.withColumns(_names())
-    email = standardize_email(_raw("email"))
-    phone = parse_phone(_raw("phone"), F.col("country"))
-    phone_alt = parse_phone(_raw("phone_alt"), F.col("country"))
-    return df.withColumns(
+    parsed = mapped.withColumns(
         {
+            "country": country_to_alpha2(_raw("country")),
+            "_name": parse_full_name(_raw("full_name")),
+            "_email": standardize_email(_raw("email")),
+        }
+    )
+    named = parsed.withColumns(
+        {
+            "given_name": F.coalesce(clean_name(_raw("given_name")), F.col("_name.given_name")),
+            "family_name": F.coalesce(
+                proper_case(squish(_raw("family_name")), family=True), F.col("_name.family_name")
+            ),
+            "_phone": parse_phone(_raw("phone"), F.col("country")),
+            "_phone_alt": parse_phone(_raw("phone_alt"), F.col("country")),
+        }
+    )
+    full = F.concat_ws(" ", F.col("given_name"), F.col("family_name"))
+    return named.withColumns(
+        {
+            "full_name": F.when(full != "", full),
             "given_name_key": given_name_key(F.col("given_name")),
             "family_name_key": name_key(F.col("family_name")),
-            "email": email["email"],
-            "email_key": email["key"],
-            "email_valid": email["is_valid"],
-            "email_is_role": email["is_role"],
+            "email": F.col("_email.email"),
+            "email_key": F.col("_email.key"),
+            "email_valid": F.col("_email.is_valid"),
+            "email_is_role": F.col("_email.is_role"),
             "phone_raw": _raw("phone"),
-            "phone_e164": phone["e164"],
-            "phone_valid": phone["is_valid"],
-            "phone_alt_e164": phone_alt["e164"],
+            "phone_e164": F.col("_phone.e164"),
+            "phone_valid": F.col("_phone.is_valid"),
+            "phone_alt_e164": F.col("_phone_alt.e164"),
             "birth_date": when_parser("birth_date")(_raw("birth_date")),
             "street": normalize_street(_raw("street")),
             "street_number": street_number(_raw("street")),
@@ -111,7 +116,7 @@ def clean_records(mapped: DataFrame, source: SourceConfig) -> DataFrame:
             "created_at": when_parser("created_at")(_raw("created_at")),
             "updated_at": when_parser("updated_at")(_raw("updated_at")),
         }
-    )
+    ).drop("_name", "_email", "_phone", "_phone_alt")
 
 
 def map_source(bronze: DataFrame, source: SourceConfig, *, bronze_version: int, run_id: str) -> DataFrame:
