@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cdi_spark.cli import main
-from cdi_spark.config import ColumnSpec, PipelineConfig, SourceConfig, load_config, parse
+from cdi_spark.config import ColumnSpec, PipelineConfig, SourceConfig, load_config, load_file, parse
 from cdi_spark.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -123,3 +123,12 @@ def test_cli_refuses_a_stage_this_version_lacks(capsys):
     code = main(["run", "--config", str(CONF / "pipeline.yml"), "--stages", "ingest,activate"])
     assert code == 2
     assert "stage 'activate' is not available in this version" in capsys.readouterr().err
+
+
+def test_readme_source_example_is_a_valid_source(tmp_path):
+    readme = (CONF.parent / "README.md").read_text()
+    start = readme.index("name: crm_leads")
+    example = _write(tmp_path / "crm_leads.yml", readme[start : readme.index("```", start)])
+    source = load_file(SourceConfig, example)
+    assert source.mapping is not None
+    assert source.mapping.fields["street"] == ("Addr1", "Addr2")
