@@ -52,7 +52,7 @@ def _standardize(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> Stage
     from cdi_spark.standardize.stage import standardize
 
     result = standardize(spark, cfg, run_id=run_id)
-    counts = {"sources": len(result.rows_in), "rows_in": sum(result.rows_in.values()), "records_written": result.rows_out}
+    counts = {"sources": len(result.rows_in), "records": result.rows_out}
     return StageReport("standardize", counts)
 
 
