@@ -16,8 +16,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
 
+from cdi_spark.columns import let
 from cdi_spark.generate import vocab
-from cdi_spark.generate.rand import Draws, let
+from cdi_spark.generate.rand import Draws
 
 PHONE_STYLES = ("E164", "INTERNATIONAL", "NATIONAL", "FREE_DASH", "FREE_DOTS", "DIGITS")
 

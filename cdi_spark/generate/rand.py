@@ -8,22 +8,14 @@ independent for practical purposes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from cdi_spark.columns import let
+
 _BITS = 1 << 53
-
-
-def let(value: Column, body: Callable[[Column], Column]) -> Column:
-    """``body(value)`` with ``value`` evaluated once.
-
-    Noise functions use their input many times; nesting them would copy the input
-    expression into every use and blow up the generated code. A one-element ``transform``
-    binds it to a lambda variable instead.
-    """
-    return F.element_at(F.transform(F.array(value), body), 1)
 
 
 class Draws:
