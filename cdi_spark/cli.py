@@ -123,6 +123,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Compare clusters with ground truth: pairwise precision, recall and F1, B-cubed,
+    adjusted Rand, and the worst false merges and splits."""
+    from cdi_spark.evaluate import evaluate_files, format_evaluation
+
+    profile = load_config(args.config).spark if Path(args.config).is_file() else SparkProfile()
+    spark = _session(profile, "cdi-spark evaluate")
+    result = evaluate_files(spark, args.truth, args.clusters, worst=args.worst, allow_missing=args.allow_missing)
+    print(format_evaluation(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cdi-spark`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -152,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     demo.add_argument("--data-dir", default="data/demo", help="demo data folder (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
+
+    ev = sub.add_parser("evaluate", help="score clusters against ground truth", description=cmd_evaluate.__doc__)
+    ev.add_argument("--truth", required=True, help="CSV with header record_id,entity_id")
+    ev.add_argument("--clusters", required=True, help="CSV with header record_id,cluster_id (extra columns allowed)")
+    ev.add_argument("--worst", type=int, default=5, help="worst merges and splits to list (default: %(default)s)")
+    ev.add_argument("--allow-missing", action="store_true",
+                    help="evaluate the records present in both files instead of failing on a mismatch")
+    ev.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML for Spark settings")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

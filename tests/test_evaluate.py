@@ -107,3 +107,26 @@ def test_record_ids_in_one_input_only_fail_unless_allowed(spark):
 def test_a_record_in_two_clusters_is_an_error(spark):
     with pytest.raises(StageError, match="1 record ids appear more than once in clusters"):
         evaluate(*_frames(spark, TRUTH, [*CLUSTERS, ("1", "Z")]))
+
+
+def test_evaluate_command_prints_the_report(spark, tmp_path, capsys):
+    from cdi_spark.cli import main
+
+    truth = tmp_path / "truth.csv"
+    clusters = tmp_path / "clusters.csv"
+    truth.write_text("record_id,entity_id\na,1\nb,1\nc,2\n")
+    clusters.write_text("record_id,cluster_id\na,x\nb,x\nc,x\n")
+    assert main(["evaluate", "--truth", str(truth), "--clusters", str(clusters)]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out.lower() and "recall" in out.lower()
+
+
+def test_evaluate_command_names_a_bad_header(spark, tmp_path, capsys):
+    from cdi_spark.cli import main
+
+    truth = tmp_path / "truth.csv"
+    truth.write_text("id,entity_id\na,1\n")
+    clusters = tmp_path / "clusters.csv"
+    clusters.write_text("record_id,cluster_id\na,x\n")
+    assert main(["evaluate", "--truth", str(truth), "--clusters", str(clusters)]) != 0
+    assert "missing required column(s) record_id" in capsys.readouterr().err
