@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+
+from cdi_spark import delta_io
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ def summarize(spark: SparkSession, lakehouse: str | Path) -> list[TableInfo]:
     """
     infos = []
     for path in table_paths(lakehouse):
-        table = DeltaTable.forPath(spark, str(path))
-        version = table.history(1).select("version").first()[0]
-        infos.append(TableInfo(path.parent.name, path.name, str(path), table.toDF().count(), version))
+        where = str(path)
+        rows, version = delta_io.read(spark, where).count(), delta_io.current_version(spark, where)
+        infos.append(TableInfo(path.parent.name, path.name, where, rows, version))
     return infos
 
 

@@ -104,18 +104,24 @@ def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", run_id)
     log.info("run %s: stages %s, lakehouse %s", run_id, ", ".join(cfg.stages), cfg.lakehouse)
     reports = []
-    for name in cfg.stages:
-        log.info("stage %s: starting", name)
-        with timed() as clock:
-            report = STAGES[name](spark, cfg, run_id)
-        report = StageReport(report.stage, report.counts, clock["seconds"], report.problems)
-        counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
-        log.info("stage %s: done in %.1f s: %s", name, report.seconds, counts)
-        for problem in report.problems:
-            log.error("stage %s: %s", name, problem)
-        reports.append(report)
-    spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+    try:
+        for name in cfg.stages:
+            reports.append(_run_stage(spark, cfg, name, run_id))
+    finally:
+        spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
     return reports
+
+
+def _run_stage(spark: SparkSession, cfg: PipelineConfig, name: str, run_id: str) -> StageReport:
+    log.info("stage %s: starting", name)
+    with timed() as clock:
+        report = STAGES[name](spark, cfg, run_id)
+    report = StageReport(report.stage, report.counts, clock["seconds"], report.problems)
+    counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
+    log.info("stage %s: done in %.1f s: %s", name, report.seconds, counts)
+    for problem in report.problems:
+        log.error("stage %s: %s", name, problem)
+    return report
 
 
 def raise_for_problems(reports: list[StageReport]) -> None:
