@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -394,22 +395,186 @@ def load_sources(folder: Path) -> tuple[SourceConfig, ...]:
 # --------------------------------------------------------------------------------------------
 
 
+MATCH_RULES = ("email", "phone", "reference")
+BLOCKING_FUNCTIONS = ("soundex", "prefix", "suffix", "year", "digits", "local_part", "sorted")
+_PART = re.compile(r"^\s*(?:(?P<fn>[a-z_]+)\(\s*(?P<args>[^()]*)\)|(?P<col>[A-Za-z_][A-Za-z0-9_]*))\s*$")
+
+
 @dataclass(frozen=True)
-class MatchingConfig:
-    """Identity resolution settings (``conf/matching.yml``).
+class MatchField:
+    """A field the match model compares: a column of the match frame and Zingg match type(s).
 
     Attributes:
-        max_key_frequency: a match key shared by more records than this is reported and
-            not used to link records.
-        model_dir: folder of trained Zingg models, relative to the lakehouse.
+        name: a column of the records being matched (``silver.customer_records`` or the
+            columns ``resolve-file`` derives).
+        match_type: Zingg match type(s), joined by commas (``FUZZY``, ``EXACT``, ``EMAIL``,
+            ``PINCODE``, ``NUMERIC``, ``ONLY_ALPHABETS_FUZZY``, ``NULL_OR_BLANK`` ...).
     """
 
+    name: str
+    match_type: str
+
+
+@dataclass(frozen=True)
+class BlockingKey:
+    """One blocking key: records sharing all its parts' values become candidate pairs.
+
+    Attributes:
+        name: shown in logs and in ``silver.match_edges.blocking_keys``.
+        parts: each a column, or ``fn(column)`` / ``fn(column, n)`` with fn one of
+            soundex, prefix (n letters), suffix (n letters), year, digits, local_part
+            (of an email), or ``sorted(column, column)`` (order-free, for swapped names).
+            A record with any part null or empty gets no value for the key.
+    """
+
+    name: str
+    parts: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError(f"blocking key {self.name!r} needs at least one part")
+        for part in self.parts:
+            parsed = parse_blocking_part(part)
+            if parsed is None:
+                raise ValueError(
+                    f"blocking key {self.name!r}: part {part!r} is not a column or fn(column[, n]) "
+                    f"with fn one of {', '.join(BLOCKING_FUNCTIONS)}"
+                )
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the key reads."""
+        cols: list[str] = []
+        for part in self.parts:
+            _, args = parse_blocking_part(part)  # type: ignore[misc]
+            cols.extend(a for a in args if not a.isdigit())
+        return tuple(dict.fromkeys(cols))
+
+
+def parse_blocking_part(part: str) -> tuple[str | None, tuple[str, ...]] | None:
+    """``"prefix(family_name_key, 3)"`` -> ``("prefix", ("family_name_key", "3"))``; a bare
+    column -> ``(None, (column,))``; anything else -> None."""
+    m = _PART.match(part)
+    if not m:
+        return None
+    if m.group("col"):
+        return None, (m.group("col"),)
+    fn, args = m.group("fn"), tuple(a.strip() for a in m.group("args").split(","))
+    if fn not in BLOCKING_FUNCTIONS or not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*|\d+", a) for a in args):
+        return None
+    wants = {"prefix": ("col", "n"), "suffix": ("col", "n"), "sorted": ("col", "col")}.get(fn, ("col",))
+    if len(args) != len(wants) or any((w == "n") != a.isdigit() for w, a in zip(wants, args, strict=True)):
+        return None
+    return fn, args
+
+
+@dataclass(frozen=True)
+class BlockingConfig:
+    """How candidate pairs are generated.
+
+    Attributes:
+        keys: blocking keys; a pair is a candidate when any key puts both records together.
+        max_block_size: a key value shared by more records than this is reported and not
+            used (a block of n records makes n(n-1)/2 pairs).
+        zingg: also pair records that share the trained model's learnt block hash.
+    """
+
+    keys: tuple[BlockingKey, ...]
+    max_block_size: int = 100
+    zingg: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("blocking.keys needs at least one key")
+        names = [k.name for k in self.keys]
+        if len(set(names)) != len(names):
+            raise ValueError(f"blocking key names must be unique, found {names}")
+        if self.max_block_size < 2:
+            raise ValueError(f"blocking.max_block_size must be at least 2, found {self.max_block_size}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How the match model is trained.
+
+    Attributes:
+        max_labels: labelled pairs the model is trained on, at most (matches and
+            non-matches, as balanced as the labels allow).
+        bootstrap: with fewer than ``min_labels`` labels of each kind, train on sure
+            matches and sure non-matches found in the candidates (and say so).
+        min_labels: matching and non-matching labels needed before labels are used alone.
+        seed: seed of every sample drawn while training.
+    """
+
+    max_labels: int = 400
+    bootstrap: bool = True
+    min_labels: int = 20
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.max_labels < 20 or self.min_labels < 5:
+            raise ValueError("training.max_labels must be at least 20 and training.min_labels at least 5")
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """How edges become entities.
+
+    Attributes:
+        model_threshold: lowest model score that makes an edge.
+        max_cluster_size: a cluster larger than this has its weakest model links cut.
+        cut_levels: rising score thresholds the size guard tries on an oversized cluster.
+    """
+
+    model_threshold: float = 0.5
+    max_cluster_size: int = 50
+    cut_levels: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.model_threshold < 1:
+            raise ValueError(f"clustering.model_threshold must be in (0, 1), found {self.model_threshold}")
+        if self.max_cluster_size < 2:
+            raise ValueError(f"clustering.max_cluster_size must be at least 2, found {self.max_cluster_size}")
+        if list(self.cut_levels) != sorted(self.cut_levels) or any(not 0 < c <= 1 for c in self.cut_levels):
+            raise ValueError("clustering.cut_levels must rise, each in (0, 1]")
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """Identity resolution settings (``conf/matching.yml``; ``cdi-spark init-matching`` writes one).
+
+    Attributes:
+        fields: what the match model compares, in order.
+        blocking: candidate generation.
+        rules: deterministic rules that link records without the model.
+        max_key_frequency: a rule key (email, phone) shared by more records than this is
+            reported and not used to link records.
+        model_dir: folder of trained match models (one sub-folder per version), relative
+            to the lakehouse.
+        training: labels and bootstrap.
+        clustering: thresholds and the size guard.
+    """
+
+    fields: tuple[MatchField, ...]
+    blocking: BlockingConfig
+    rules: tuple[Literal["email", "phone", "reference"], ...] = MATCH_RULES
     max_key_frequency: int = 50
     model_dir: str = "models/zingg"
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
 
     def __post_init__(self) -> None:
         if self.max_key_frequency < 2:
             raise ValueError(f"max_key_frequency must be at least 2, found {self.max_key_frequency}")
+        names = [f.name for f in self.fields]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"fields must be non-empty with unique names, found {names}")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the model fields and blocking keys read."""
+        cols = [f.name for f in self.fields] + [c for k in self.blocking.keys for c in k.columns]
+        return tuple(dict.fromkeys(cols))
 
 
 @dataclass(frozen=True)

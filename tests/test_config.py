@@ -105,9 +105,32 @@ def test_yaml_syntax_error_gives_line_and_column(conf_dir):
 
 
 def test_matching_file_is_validated_before_spark_starts(conf_dir):
-    _write(conf_dir / "matching.yml", "max_key_frequency: 1\n")
+    text = (conf_dir / "matching.yml").read_text()
+    _write(conf_dir / "matching.yml", text.replace("max_key_frequency: 50", "max_key_frequency: 1"))
     with pytest.raises(ConfigError, match=r"matching.yml: \(top level\): max_key_frequency must be at least 2"):
         load_config(conf_dir / "pipeline.yml")
+
+
+@pytest.mark.parametrize(
+    ("part", "problem"),
+    [
+        ("prefix(family_name_key)", "is not a column or fn"),
+        ("nysiis(family_name_key)", "is not a column or fn"),
+        ("sorted(given_name_key, 3)", "is not a column or fn"),
+    ],
+)
+def test_blocking_key_parts_are_checked(conf_dir, part, problem):
+    text = (conf_dir / "matching.yml").read_text()
+    _write(conf_dir / "matching.yml", text.replace('"sorted(given_name_key, family_name_key)"', f'"{part}"'))
+    with pytest.raises(ConfigError, match=rf"matching.yml: blocking.keys\[0\]: .*{problem}"):
+        load_config(conf_dir / "pipeline.yml")
+
+
+def test_blocking_key_columns_are_parsed():
+    from cdi_spark.config import BlockingKey
+
+    key = BlockingKey("k", ("prefix(family_name_key, 3)", "sorted(given_name_key, family_name_key)", "postcode"))
+    assert key.columns == ("family_name_key", "given_name_key", "postcode")
 
 
 def test_cli_prints_a_clean_message_and_exit_code(conf_dir, capsys):
