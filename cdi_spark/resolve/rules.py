@@ -62,7 +62,10 @@ def compatible_given_names(left: Column, right: Column) -> Column:
 
 
 def _key_pairs(records: DataFrame, rule: str, key: Column, max_key_frequency: int) -> tuple[DataFrame, DataFrame]:
-    keyed = records.select("record_key", "given_name_key", key.alias("_key")).filter(F.col("_key").isNotNull())
+    given = F.col("given_name_key") if "given_name_key" in records.columns else F.lit(None).cast("string")
+    keyed = records.select("record_key", given.alias("given_name_key"), key.alias("_key")).filter(
+        F.col("_key").isNotNull()
+    )
     counts = keyed.groupBy("_key").agg(F.count(F.lit(1)).alias("records"))
     overshared = counts.filter(F.col("records") > max_key_frequency)
     usable = keyed.join(overshared.select("_key"), "_key", "left_anti")
@@ -86,24 +89,48 @@ def _reference_pairs(records: DataFrame) -> DataFrame:
     )
 
 
-def deterministic_edges(records: DataFrame, *, max_key_frequency: int = 50) -> RulesResult:
+RULE_COLUMNS = {"email": ("email_key",), "phone": ("phone_e164",), "reference": ("ref_record_key",)}
+
+
+def deterministic_edges(
+    records: DataFrame, *, rules: tuple[str, ...] = ("email", "phone", "reference"), max_key_frequency: int = 50
+) -> RulesResult:
     """All deterministic edges over canonical records.
 
     Args:
-        records: ``silver.customer_records`` rows (record_key, given_name_key, email_key,
-            email_valid, email_is_role, phone_e164, ref_record_key are used).
+        records: ``silver.customer_records`` rows, or any match frame: record_key, and
+            given_name_key, email_key, email_valid, email_is_role, phone_e164,
+            ref_record_key where present. A rule whose key column is absent makes no edges
+            (logged); without ``given_name_key`` names count as compatible; without
+            ``email_valid``/``email_is_role`` every email key counts.
+        rules: which rules to apply (``email``, ``phone``, ``reference``).
         max_key_frequency: keys shared by more records than this are reported, not used.
 
     Returns:
         Edges (score 1.0) and the over-shared keys.
     """
-    email = F.when(F.col("email_valid") & ~F.coalesce(F.col("email_is_role"), F.lit(False)), F.col("email_key"))
-    email_edges, email_over = _key_pairs(records, "email", email, max_key_frequency)
-    phone_edges, phone_over = _key_pairs(records, "phone", F.col("phone_e164"), max_key_frequency)
-    edges = (
-        email_edges.unionByName(phone_edges)
-        .unionByName(_reference_pairs(records))
-        .dropDuplicates(["left_key", "right_key", "rule"])
-        .withColumn("score", F.lit(1.0))
-    )
-    return RulesResult(edges.select(*EDGE_COLUMNS), email_over.unionByName(phone_over))
+    cols = set(records.columns)
+    unknown = [r for r in rules if r not in RULE_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown rules {unknown}; expected some of {', '.join(RULE_COLUMNS)}")
+    usable = [r for r in rules if set(RULE_COLUMNS[r]) <= cols]
+    for rule in sorted(set(rules) - set(usable)):
+        log.info("rules: %s makes no edges: the records have no %s column", rule, RULE_COLUMNS[rule][0])
+    spark = records.sparkSession
+    edges = spark.createDataFrame([], "left_key string, right_key string, rule string")
+    overshared = spark.createDataFrame([], "rule string, key string, records long")
+    if "email" in usable:
+        email = F.col("email_key")
+        if "email_valid" in cols:
+            email = F.when(F.col("email_valid"), email)
+        if "email_is_role" in cols:
+            email = F.when(~F.coalesce(F.col("email_is_role"), F.lit(False)), email)
+        e, o = _key_pairs(records, "email", email, max_key_frequency)
+        edges, overshared = edges.unionByName(e), overshared.unionByName(o)
+    if "phone" in usable:
+        e, o = _key_pairs(records, "phone", F.col("phone_e164"), max_key_frequency)
+        edges, overshared = edges.unionByName(e), overshared.unionByName(o)
+    if "reference" in usable:
+        edges = edges.unionByName(_reference_pairs(records))
+    edges = edges.dropDuplicates(["left_key", "right_key", "rule"]).withColumn("score", F.lit(1.0))
+    return RulesResult(edges.select(*EDGE_COLUMNS), overshared)
