@@ -222,17 +222,16 @@ def read_labels_csv(spark: SparkSession, path: str, *, known_keys: DataFrame | N
     if known_keys is not None:
         _require(known_keys, (KEY,), "read_labels_csv known_keys")
     name = str(path)
-    lines = _numbered_lines(spark, name)
-    columns = _header_columns(lines, name)
-    parsed = _parse_lines(lines, columns).persist(StorageLevel.MEMORY_AND_DISK)
+    lines = _numbered_lines(spark, name).persist(StorageLevel.MEMORY_AND_DISK)  # read once for all the checks
     try:
+        parsed = _parse_lines(lines, _header_columns(lines, name))
         problems = _problems(parsed, known_keys)
         total = problems.count()
         if total:
             first = problems.orderBy("line", "field").limit(MAX_SHOWN_PROBLEMS).collect()  # a few rows for the message
             raise _problems_error(name, [(r.line, r.field, r.what) for r in first], total)
     finally:
-        parsed.unpersist()
+        lines.unpersist()
     return parsed.select(F.col("l").alias("left_key"), F.col("r").alias("right_key"), F.col("m").alias("is_match"))
 
 
@@ -289,7 +288,7 @@ def _problems(parsed: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     empty = {c: F.col(c).isNull() | (F.col(c) == "") for c in ("l", "r", "m_raw")}
     accepted = "/".join(f"{t}/{f}" for t, f in zip(TRUE_VALUES, FALSE_VALUES, strict=True))
     checks = F.array(
-        F.when(~F.col("decodable"), _problem("line", F.lit("bytes that are not UTF-8"))),
+        F.when(~F.col("decodable"), _problem("encoding", F.lit("bytes that are not UTF-8"))),
         F.when(empty["l"], _problem("left_id", F.lit("empty"))),
         F.when(empty["r"], _problem("right_id", F.lit("empty"))),
         F.when(empty["m_raw"], _problem("is_match", F.lit(f"empty; expected one of {accepted}"))).when(
@@ -449,7 +448,8 @@ def pairs_to_label(
     )
     position = F.least(F.greatest(F.floor(F.col("_sim") * bins), F.lit(0)), F.lit(bins - 1)).cast("int")
     in_bin = Window.partitionBy("_bin").orderBy(F.xxhash64(F.lit(seed), "left_key", "right_key"), *PAIR_KEYS)
-    # rank <= n lets Spark keep only the top n of each bin before the shuffle (WindowGroupLimit).
+    # rank <= n lets Spark keep only the top n of each bin before the shuffle (WindowGroupLimit,
+    # for n up to spark.sql.optimizer.windowGroupLimitThreshold, 1000 by default).
     ranked = (
         pairs.withColumn("_bin", position).withColumn("_rank", F.row_number().over(in_bin)).filter(F.col("_rank") <= n)
     )
