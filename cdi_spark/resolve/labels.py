@@ -116,18 +116,12 @@ def save_labels(
     _require(labels, LABEL_COLUMNS, "save_labels labels")
     if origin not in ORIGINS:
         raise LabelsError(f"save_labels: origin {origin!r} is not one of {', '.join(ORIGINS)}")
-    lo, hi = F.least("left_key", "right_key"), F.greatest("left_key", "right_key")
-    pairs = (
-        labels.select(
-            F.col("left_key").cast("string"), F.col("right_key").cast("string"), F.col("is_match").cast("boolean")
-        )
-        .groupBy(lo.alias("left_key"), hi.alias("right_key"))
-        .agg(
-            F.count(F.lit(1)).alias("_n"),
-            F.min("is_match").alias("_lo"),
-            F.max("is_match").alias("_hi"),
-            F.count("is_match").alias("_answered"),
-        )
+    answer = F.col("is_match").cast("boolean")
+    pairs = labels.groupBy(*_unordered("left_key", "right_key")).agg(
+        F.count(F.lit(1)).alias("_n"),
+        F.min(answer).alias("_lo"),
+        F.max(answer).alias("_hi"),
+        F.count(answer).alias("_answered"),
     )
     keyed = F.col("left_key").isNotNull() & F.col("right_key").isNotNull()
     self_pair = F.col("left_key") == F.col("right_key")
@@ -139,11 +133,12 @@ def save_labels(
     ).first()
     if stats["empty"]:
         raise LabelsError(
-            f"save_labels: {stats['empty']} labels have an empty left_key, right_key or is_match; nothing was saved"
+            f"save_labels: {_count(stats['empty'], 'label')} with an empty left_key, right_key or is_match; "
+            "nothing was saved"
         )
     if stats["contradictory"]:
         raise LabelsError(
-            f"save_labels: {stats['contradictory']} pairs are labelled both as a match and as a "
+            f"save_labels: {_count(stats['contradictory'], 'pair')} labelled both as a match and as a "
             "non-match in this batch; keep one answer per pair. Nothing was saved"
         )
     if stats["self"]:
@@ -319,8 +314,7 @@ def _problems(parsed: DataFrame, known_keys: DataFrame | None) -> DataFrame:
 
 def _contradictions(usable: DataFrame) -> DataFrame:
     """A problem on the later of the first 'yes' and the first 'no' line of each pair answered both ways."""
-    lo, hi = F.least("l", "r"), F.greatest("l", "r")
-    first = usable.groupBy(lo.alias("a"), hi.alias("b")).agg(
+    first = usable.groupBy(*_unordered("l", "r", names=("a", "b"))).agg(
         F.min(F.when(F.col("m"), F.col("line"))).alias("yes"), F.min(F.when(~F.col("m"), F.col("line"))).alias("no")
     )
     later_yes = F.col("yes") > F.col("no")
@@ -340,9 +334,8 @@ def _contradictions(usable: DataFrame) -> DataFrame:
 def _problems_error(name: str, problems: list[tuple[int, str, str]], total: int) -> LabelsError:
     shown = "; ".join(f"line {line}, {field}: {what}" for line, field, what in problems)
     more = f"; and {total - len(problems)} more" if total > len(problems) else ""
-    noun = "problem" if total == 1 else "problems"
     return LabelsError(
-        f"{name}: {total} {noun} in the labels file, nothing was imported: {shown}{more}. "
+        f"{name}: {_count(total, 'problem')} in the labels file, nothing was imported: {shown}{more}. "
         f"Fix the file (header {','.join(CSV_COLUMNS)}; line 1 is the header) and import it again",
         file=name,
         problems=problems,
@@ -435,16 +428,10 @@ def pairs_to_label(
     _require(candidates, (*PAIR_KEYS, similarity), "pairs_to_label candidates")
     if n < 0 or bins < 1:
         raise ValueError(f"pairs_to_label: n must be >= 0 and bins >= 1, found n={n}, bins={bins}")
-    lo, hi = F.least("left_key", "right_key"), F.greatest("left_key", "right_key")
     pairs = (
-        candidates.select(
-            F.col("left_key").cast("string"),
-            F.col("right_key").cast("string"),
-            F.col(similarity).cast("double").alias("_sim"),
-        )
-        .filter((F.col("left_key") != F.col("right_key")) & F.col("_sim").isNotNull())
-        .groupBy(lo.alias("left_key"), hi.alias("right_key"))
-        .agg(F.max("_sim").alias("_sim"))
+        candidates.filter((F.col("left_key") != F.col("right_key")) & F.col(similarity).isNotNull())
+        .groupBy(*_unordered("left_key", "right_key"))
+        .agg(F.max(F.col(similarity).cast("double")).alias("_sim"))
     )
     position = F.least(F.greatest(F.floor(F.col("_sim") * bins), F.lit(0)), F.lit(bins - 1)).cast("int")
     in_bin = Window.partitionBy("_bin").orderBy(F.xxhash64(F.lit(seed), "left_key", "right_key"), *PAIR_KEYS)
@@ -580,10 +567,7 @@ def _ask(ask: Callable[[str], str], show: Callable[[str], object]) -> bool | Non
 
 
 def _tally(counts: dict) -> str:
-    def plural(k: int, word: str, suffix: str) -> str:
-        return f"{k} {word}{'' if k == 1 else suffix}"
-
-    text = f"{plural(counts[True], 'match', 'es')}, {plural(counts[False], 'non-match', 'es')}"
+    text = f"{_count(counts[True], 'match', 'es')}, {_count(counts[False], 'non-match', 'es')}"
     return text + (f", {counts[None]} unsure" if counts[None] else "")
 
 
@@ -600,6 +584,18 @@ def _side_by_side(left_key: str, right_key: str, fields: list[str], left: tuple,
         rows.append(("=" if same else " ", field, cut(a), cut(b)))
     w1, w2 = (max(len(r[i]) for r in rows) for i in (1, 2))
     return "\n".join(f"{mark:1} {name:<{w1}} | {a:<{w2}} | {b}".rstrip() for mark, name, a, b in rows)
+
+
+def _count(k: int, word: str, suffix: str = "s") -> str:
+    """``1 match``, ``2 matches``."""
+    return f"{k} {word}{'' if k == 1 else suffix}"
+
+
+def _unordered(left: str, right: str, names: tuple[str, str] = PAIR_KEYS) -> tuple[Column, Column]:
+    """A pair's two keys as text, smaller first; both null when either is (``least`` skips nulls)."""
+    a, b = F.col(left).cast("string"), F.col(right).cast("string")
+    both = a.isNotNull() & b.isNotNull()
+    return F.when(both, F.least(a, b)).alias(names[0]), F.when(both, F.greatest(a, b)).alias(names[1])
 
 
 def _require(df: DataFrame, columns, where: str) -> None:

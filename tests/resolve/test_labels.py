@@ -76,11 +76,20 @@ def test_read_labels_without_a_table_is_empty_with_the_schema(spark, tmp_path):
 
 def test_save_labels_refuses_a_pair_answered_both_ways_and_writes_nothing(spark, tmp_path):
     path = str(tmp_path / "labels")
-    with pytest.raises(LabelsError, match="1 pairs are labelled both as a match and as a non-match"):
+    with pytest.raises(LabelsError, match="1 pair labelled both as a match and as a non-match"):
         save_labels(
             spark,
             path,
             _labels(spark, [("a", "b", True), ("b", "a", False)]),
+            origin="console",
+            labelled_by="ann",
+            run_id="r",
+        )
+    with pytest.raises(LabelsError, match="1 label with an empty left_key, right_key or is_match"):
+        save_labels(
+            spark,
+            path,
+            _labels(spark, [("a", None, True), ("a", "c", False)]),
             origin="console",
             labelled_by="ann",
             run_id="r",
