@@ -65,6 +65,7 @@ TRUE_VALUES = ("true", "1", "yes", "y")
 FALSE_VALUES = ("false", "0", "no", "n")
 MAX_SHOWN_PROBLEMS = 10
 MAX_INTERACTIVE_PAIRS = 5_000  # pairs are collected to the driver to be shown
+WIDTH = 40  # longest value shown in a message or a labelling column
 
 
 class LabelsError(CdiError, ValueError):
@@ -278,6 +279,13 @@ def _problem(field: str, what: Column) -> Column:
     return F.struct(F.lit(field).alias("field"), what.alias("what"))
 
 
+def _quoted(column: str) -> Column:
+    """A value for a message: quoted, and cut at :data:`WIDTH` characters."""
+    value = F.col(column)
+    cut = F.when(F.length(value) > WIDTH, F.concat(F.substring(value, 1, WIDTH - 1), F.lit("…"))).otherwise(value)
+    return F.concat(F.lit("'"), cut, F.lit("'"))
+
+
 def _problems(parsed: DataFrame, known_keys: DataFrame | None) -> DataFrame:
     """``line, field, what``: one row per problem found in the parsed lines."""
     empty = {c: F.col(c).isNull() | (F.col(c) == "") for c in ("l", "r", "m_raw")}
@@ -287,11 +295,11 @@ def _problems(parsed: DataFrame, known_keys: DataFrame | None) -> DataFrame:
         F.when(empty["l"], _problem("left_id", F.lit("empty"))),
         F.when(empty["r"], _problem("right_id", F.lit("empty"))),
         F.when(empty["m_raw"], _problem("is_match", F.lit(f"empty; expected one of {accepted}"))).when(
-            F.col("m").isNull(), _problem("is_match", F.format_string(f"'%s' is not one of {accepted}", "m_raw"))
+            F.col("m").isNull(), _problem("is_match", F.format_string(f"%s is not one of {accepted}", _quoted("m_raw")))
         ),
         F.when(
             ~empty["l"] & (F.col("l") == F.col("r")),
-            _problem("right_id", F.format_string("'%s' is the left_id too: a record paired with itself", "r")),
+            _problem("right_id", F.format_string("%s is the left_id too: a record paired with itself", _quoted("r"))),
         ),
     )
     per_line = parsed.select("line", F.explode(F.filter(checks, lambda p: p.isNotNull())).alias("p"))
@@ -306,7 +314,7 @@ def _problems(parsed: DataFrame, known_keys: DataFrame | None) -> DataFrame:
                 unknown.select(
                     "line",
                     F.lit(field).alias("field"),
-                    F.format_string("'%s' is not the record_key of any record", column).alias("what"),
+                    F.format_string("%s is not the record_key of any record", _quoted(column)).alias("what"),
                 )
             )
     return problems
@@ -466,7 +474,6 @@ def _quotas(sizes: dict[int, int], n: int) -> dict[int, int]:
 
 ANSWERS = {"y": True, "yes": True, "n": False, "no": False, "u": None, "unsure": None, "q": "quit", "quit": "quit"}
 PROMPT = "same person? [y]es / [n]o / [u]nsure / [q]uit: "
-WIDTH = 40  # longest value shown in a column
 
 
 def label_interactively(

@@ -105,9 +105,8 @@ def test_save_labels_refuses_a_pair_answered_both_ways_and_writes_nothing(spark,
 
 
 def test_csv_import_takes_odd_headers_and_yes_no_answers(spark, tmp_path):
-    path = _csv(
-        tmp_path, ' Note , RIGHT_ID,Left_Id ,  IS_MATCH\nx,b,a,Yes\n\ny,"c",a, n \nz, d , c ,TRUE\nw,a,b,1\nv,e,d,0\n'
-    )
+    lines = [" Note , RIGHT_ID,Left_Id ,  IS_MATCH", "x,b,a,Yes", "", 'y,"c",a, n ', "z, d , c ,TRUE\r", "w,a,b,1"]
+    path = _csv(tmp_path, "\n".join([*lines, "v,e,d,0"]) + "\n")  # a blank line, a Windows line end, a repeat
     table = str(tmp_path / "labels")
     assert import_labels_csv(spark, path, table, run_id="import-1", known_keys=_keys(spark)) == 4
     expected = _labels(spark, [("a", "b", True), ("a", "c", False), ("c", "d", True), ("d", "e", False)])
@@ -178,6 +177,9 @@ def test_csv_error_shows_the_first_problems_in_line_order_and_the_total_and_crea
     with pytest.raises(LabelsError) as caught:
         read_labels_csv(spark, str(latin))
     assert "line 2, encoding: bytes that are not UTF-8" in str(caught.value)
+    long = _csv(tmp_path, "left_id,right_id,is_match\na,b," + "x" * 100 + "\n", "long.csv")
+    with pytest.raises(LabelsError, match="line 2, is_match: 'x{39}…' is not one of"):
+        read_labels_csv(spark, long)
 
 
 def test_csv_that_is_missing_or_empty_is_a_clear_error(spark, tmp_path):
