@@ -53,10 +53,8 @@ def test_saved_labels_are_ordered_pairs_and_the_newest_answer_wins(spark, tmp_pa
     assert_df_equality(
         _answers(spark, path), _labels(spark, [("a", "b", True), ("a", "c", False)]), ignore_row_order=True
     )
-    assert (
-        save_labels(spark, path, _labels(spark, [("b", "a", False)]), origin="csv", labelled_by="f.csv", run_id="run-2")
-        == 1
-    )
+    newer = _labels(spark, [("b", "a", False)])
+    assert save_labels(spark, path, newer, origin="csv", labelled_by="f.csv", run_id="run-2") == 1
     now = read_labels(spark, path)
     assert now.columns == list(LABEL_SCHEMA.fieldNames())
     assert_df_equality(
