@@ -31,6 +31,10 @@ def _labels(spark, rows):
     return spark.createDataFrame(rows, LABELS)
 
 
+def _save(spark, path, rows, origin="console"):
+    return save_labels(spark, path, _labels(spark, rows), origin=origin, labelled_by="ann", run_id="r0")
+
+
 def _answers(spark, path):
     return read_labels(spark, path).select("left_key", "right_key", "is_match")
 
@@ -75,25 +79,11 @@ def test_read_labels_without_a_table_is_empty_with_the_schema(spark, tmp_path):
 def test_save_labels_refuses_a_pair_answered_both_ways_and_writes_nothing(spark, tmp_path):
     path = str(tmp_path / "labels")
     with pytest.raises(LabelsError, match="1 pair labelled both as a match and as a non-match"):
-        save_labels(
-            spark,
-            path,
-            _labels(spark, [("a", "b", True), ("b", "a", False)]),
-            origin="console",
-            labelled_by="ann",
-            run_id="r",
-        )
+        _save(spark, path, [("a", "b", True), ("b", "a", False)])
     with pytest.raises(LabelsError, match="1 label with an empty left_key, right_key or is_match"):
-        save_labels(
-            spark,
-            path,
-            _labels(spark, [("a", None, True), ("a", "c", False)]),
-            origin="console",
-            labelled_by="ann",
-            run_id="r",
-        )
+        _save(spark, path, [("a", None, True), ("a", "c", False)])
     with pytest.raises(LabelsError, match="origin 'person' is not one of"):
-        save_labels(spark, path, _labels(spark, [("a", "b", True)]), origin="person", labelled_by="ann", run_id="r")
+        _save(spark, path, [("a", "b", True)], origin="person")
     assert not delta_io.exists(spark, path)
 
 
@@ -140,7 +130,7 @@ MALFORMED = {
 @pytest.fixture(scope="module")
 def existing_labels(spark, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("labels") / "match_labels")
-    save_labels(spark, path, _labels(spark, [("a", "e", True)]), origin="console", labelled_by="ann", run_id="r0")
+    _save(spark, path, [("a", "e", True)])
     return path
 
 
