@@ -193,7 +193,8 @@ def read_labels_csv(spark: SparkSession, path: str, *, known_keys: DataFrame | N
     """Read and check a CSV of labelled record pairs; raise on any problem in it.
 
     The header (line 1) names ``left_id``, ``right_id`` and ``is_match`` in any order and
-    case, with spaces around them allowed; other columns are ignored. Ids are trimmed.
+    case, with spaces around them allowed; other columns are ignored. Ids are ``record_key``
+    values (``<source>:<source_record_id>``), trimmed.
     ``is_match`` is one of true/false, 1/0, yes/no, y/n in any case. Blank lines are
     skipped. Quoted fields may hold commas but not line breaks: a line is a record, so the
     numbers in messages are the lines of the file an editor shows.
