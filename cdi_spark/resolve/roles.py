@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 from cdi_spark.config import BlockingConfig, ClusteringConfig, MatchingConfig, TrainingConfig, parse_blocking_part
 from cdi_spark.errors import CdiError, MissingColumnError
 from cdi_spark.standardize.dates import date_parser
-from cdi_spark.standardize.emails import clean_email, email_is_valid, standardize_email
+from cdi_spark.standardize.emails import clean_email, email_is_role, email_is_valid, email_key
 from cdi_spark.standardize.names import given_name_key, name_key, nickname_table, parse_full_name, proper_case, squish
 from cdi_spark.standardize.phones import parse_phone
 from cdi_spark.standardize.places import (
@@ -205,8 +205,12 @@ _STRONG: tuple[tuple[str, frozenset[str], frozenset[str], tuple[tuple[str, str],
             "registered signup timestamp status notes comment comments birthplace opted optout opt consent "
             "subscribed unsubscribed marketing accepts verified bounced industry total orders spent amount "
             "price revenue balance currency tax quantity qty score points count visits stage lifecycle source "
-            "channel segment tier category type language locale timezone password"),
-     (("place", "birth"), ("birth", "country"), ("birth", "city"))),
+            "channel segment tier category type language locale timezone password death died deceased expiry "
+            "expiration expires issued due purchase visit visited seen hired joined enrolled admitted discharged "
+            "start end"),
+     (*((w, "birth") for w in ("place", "country", "city", "town", "state", "county", "region", "name")),
+      *((w, n) for w in ("account", "acct", "customer", "client", "member", "policy", "card", "order", "invoice",
+                         "patient", "employee", "user", "loyalty") for n in ("number", "no", "num", "nr", "code")))),
     ("email", _words("email mail emailaddress emailaddr courriel correo eaddress"), _words("email mail emails"),
      (("e", "mail"),)),
     ("phone", _words("phone tel telephone mobile cell cellphone phonenumber phoneno telno fon telefon telefono mob "
@@ -224,7 +228,8 @@ _STRONG: tuple[tuple[str, frozenset[str], frozenset[str], tuple[tuple[str, str],
      _words("dob birth birthdate birthday bdate born bday geburtsdatum"), ()),
     ("postcode", _words("zip zipcode postcode postalcode postal plz pincode postcd zippostal postalzip cp pc "
                         "codepostal postleitzahl postnummer"),
-     _words("zip zipcode postcode postal plz pincode postalcode postleitzahl"), (("post", "code"), ("pin", "code"))),
+     _words("zip zipcode postcode plz pincode postalcode postleitzahl"),
+     (("post", "code"), ("pin", "code"), ("postal", "code"))),
     ("region", _words("state province county region prov territory stateprovince stateorprovince statecode "
                       "bundesland cnty"),
      _words("state province county region prov territory bundesland"), ()),
@@ -622,9 +627,9 @@ def _word_evidence(p: _Profile, of: str) -> _Evidence:
     return _Evidence(None, "text", 0.0, f"{words:.0%} {of} are words (names or places)")
 
 
-def _decide(column: str, header: _HeaderGuess | None, ev: _Evidence) -> ColumnRole:
+def _decide(column: str, header: _HeaderGuess | None, ev: _Evidence, p: _Profile) -> ColumnRole:
     if header is not None and header.strong:
-        return _decide_strong(column, header, ev)
+        return _decide_strong(column, header, ev, p)
     if header is not None:  # weak: the values decide
         if ev.role == header.role:
             return ColumnRole(column, header.role, 0.85, f"{header.text}; {ev.text}")
@@ -638,7 +643,7 @@ def _decide(column: str, header: _HeaderGuess | None, ev: _Evidence) -> ColumnRo
     return ColumnRole(column, "other", 0.5, f"header {column!r} says nothing; {ev.text}")
 
 
-def _decide_strong(column: str, header: _HeaderGuess, ev: _Evidence) -> ColumnRole:
+def _decide_strong(column: str, header: _HeaderGuess, ev: _Evidence, p: _Profile) -> ColumnRole:
     role = header.role
     if role == "other":
         return ColumnRole(column, "other", 0.9, header.text)
@@ -650,6 +655,14 @@ def _decide_strong(column: str, header: _HeaderGuess, ev: _Evidence) -> ColumnRo
         return ColumnRole(column, role, 0.85 if ev.role is None else 0.75, f"{header.text}; {ev.text}")
     if ev.kind in _DECISIVE and ev.strength >= 0.8 and ev.role is not None:
         return ColumnRole(column, ev.role, _content_confidence(ev), f"{header.text}, but {ev.text}")
+    shortfall = {
+        "birth_date": ("date", "parse as dates"),
+        "phone": ("phone_any", "are valid phone numbers"),
+        "email": ("email", "are email addresses"),
+    }.get(role)
+    if shortfall is not None:  # the header is kept, but its column may come out empty
+        name, what = shortfall
+        return ColumnRole(column, role, 0.5, f"{header.text}, but only {p.share(name):.0%} of {p.n} {what}")
     return ColumnRole(column, role, 0.5, f"{header.text}, but {ev.text}")
 
 
@@ -683,7 +696,7 @@ def infer_roles(df: DataFrame, id_column: str, *, sample_rows: int = 2000) -> li
     headers = {c: _header_guess(c) for c in columns}
     hints = {c: h.role for c, h in headers.items() if h is not None}
     profiles = _profiles(df, columns, sample_rows, hints)
-    roles = [_decide(c, headers[c], _content_evidence(profiles[c])) for c in columns]
+    roles = [_decide(c, headers[c], _content_evidence(profiles[c]), profiles[c]) for c in columns]
     log.info("infer_roles: %d columns, %d with a role for matching", len(roles), sum(r.role != "other" for r in roles))
     return roles
 
@@ -850,7 +863,8 @@ def _parsed_columns(
         # pandas UDF would cost a Python round trip per row.
         out["_name"] = parse_full_name(F.col("_raw_full_name"), unicode_form=False)
     if "email" in by_role:
-        out["_email"] = standardize_email(F.col("_raw_email"))
+        # Cleaned once here: standardize_email's struct would repeat the cleaning in each field.
+        out["_email"] = clean_email(F.col("_raw_email"))
     phones = [parse_phone(F.col(n), country or formats.get(c))["e164"] for n, c in single.items() if n[1] == "p"]
     if phones:  # the first valid number wins
         out["phone_e164"] = F.coalesce(*phones)
@@ -886,8 +900,10 @@ def _clean_columns(by_role: dict[str, list[str]], country: str | None) -> dict[s
     if "region" in by_role:
         out["region"] = raw("region")
     if "email" in by_role:
-        out |= {"email_key": F.col("_email.key"), "email_valid": F.col("_email.is_valid")}
-        out["email_is_role"] = F.col("_email.is_role")
+        email = F.col("_email")
+        out["email_key"] = email_key(email)
+        out["email_valid"] = F.when(email.isNotNull(), email_is_valid(email))
+        out["email_is_role"] = email_is_role(email)
     if "national_id" in by_role:
         text = F.upper(F.regexp_replace(raw("national_id"), r"[^\p{L}\p{N}]+", ""))
         out["national_id"] = F.when(text != "", text)
