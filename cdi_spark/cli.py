@@ -4,7 +4,10 @@ Subcommands:
 
 * ``cdi-spark run --config conf/pipeline.yml``: run the pipeline's stages;
 * ``cdi-spark generate --out data/demo --people 3000``: write the demo source exports;
-* ``cdi-spark demo``: generate demo data, run the pipeline, print the tables.
+* ``cdi-spark demo``: generate demo data, run the pipeline, print the tables;
+* ``cdi-spark evaluate``: score clusters against a ground truth;
+* identity resolution: ``resolve-file``, ``init-matching``, ``import-labels``, ``label``,
+  ``explain``, ``benchmark-data`` (see :mod:`cdi_spark.resolve.commands`).
 
 Configuration is loaded and validated before a SparkSession exists; a
 :class:`~cdi_spark.errors.CdiError` ends the command with its message and exit code, no
@@ -92,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     and print where the tables are."""
     from cdi_spark.generate import generate
     from cdi_spark.lakehouse import format_summary, summarize
-    from cdi_spark.pipeline import raise_for_problems, run_pipeline
+    from cdi_spark.pipeline import raise_for_problems
 
     data_dir = Path(args.data_dir)
     args.raw_dir = args.raw_dir or str(data_dir / "raw")
@@ -112,7 +115,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         log.info("demo: reusing the data in %s (%s people, seed %s)", data_dir, args.people, args.seed)
     with timed() as clock:
-        reports = run_pipeline(spark, cfg)
+        reports = _run_demo_pipeline(spark, cfg, data_dir)
     print(f"\ncdi-spark demo: {args.people:,} people, pipeline ran in {clock['seconds']:.1f} s")
     for report in reports:
         counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
@@ -121,6 +124,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(format_summary(summarize(spark, cfg.lakehouse)))
     raise_for_problems(reports)
     return 0
+
+
+def _run_demo_pipeline(spark, cfg: PipelineConfig, data_dir: Path) -> list:
+    """Run the stages; before the first matching stage, if nobody has labelled pairs yet,
+    label some from the generator's ground truth (as a data steward would) so that a real
+    model is trained without a person."""
+    from dataclasses import replace
+
+    from cdi_spark import delta_io
+    from cdi_spark.pipeline import new_run_id, run_pipeline
+    from cdi_spark.resolve.labels import read_generated_truth
+    from cdi_spark.resolve.stage import label_from_truth, labels_path
+
+    run_id = new_run_id()
+    first = next((i for i, s in enumerate(cfg.stages) if s in ("train_matcher", "resolve")), None)
+    if first is None or delta_io.exists(spark, labels_path(cfg)):
+        return run_pipeline(spark, cfg, run_id=run_id)
+    reports = run_pipeline(spark, replace(cfg, stages=cfg.stages[:first]), run_id=run_id)
+    with timed() as clock:
+        written = label_from_truth(spark, cfg, read_generated_truth(spark, str(data_dir / "truth")), run_id=run_id)
+    log.info("demo: %d candidate pairs labelled from the ground truth in %.1f s", written, clock["seconds"])
+    return reports + run_pipeline(spark, replace(cfg, stages=cfg.stages[first:]), run_id=run_id)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -173,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluate the records present in both files instead of failing on a mismatch")
     ev.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML for Spark settings")
     ev.set_defaults(func=cmd_evaluate)
+
+    from cdi_spark.resolve.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

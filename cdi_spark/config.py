@@ -409,10 +409,16 @@ class MatchField:
             columns ``resolve-file`` derives).
         match_type: Zingg match type(s), joined by commas (``FUZZY``, ``EXACT``, ``EMAIL``,
             ``PINCODE``, ``NUMERIC``, ``ONLY_ALPHABETS_FUZZY``, ``NULL_OR_BLANK`` ...).
+        term_frequency: when two records hold the same value, weigh that by how common
+            the value is: the model's odds are multiplied by (average chance that two
+            records agree on this field) / (share of records holding this value), so
+            "john smith" counts for less than a rare name (capped, see
+            :data:`cdi_spark.resolve.matcher.TF_LIMITS`).
     """
 
     name: str
     match_type: str
+    term_frequency: bool = False
 
 
 @dataclass(frozen=True)
@@ -481,7 +487,7 @@ class BlockingConfig:
 
     keys: tuple[BlockingKey, ...]
     max_block_size: int = 100
-    zingg: bool = True
+    zingg: bool = False
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -522,17 +528,23 @@ class ClusteringConfig:
 
     Attributes:
         model_threshold: lowest model score that makes an edge.
+        min_agreeing_fields: a model edge also needs this many fields present on both
+            records and equal or nearly equal (the model sees missing values as alike, so
+            two sparse records could otherwise score high on no evidence).
         max_cluster_size: a cluster larger than this has its weakest model links cut.
         cut_levels: rising score thresholds the size guard tries on an oversized cluster.
     """
 
     model_threshold: float = 0.5
+    min_agreeing_fields: int = 2
     max_cluster_size: int = 50
     cut_levels: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 
     def __post_init__(self) -> None:
         if not 0 < self.model_threshold < 1:
             raise ValueError(f"clustering.model_threshold must be in (0, 1), found {self.model_threshold}")
+        if self.min_agreeing_fields < 0:
+            raise ValueError(f"clustering.min_agreeing_fields must be >= 0, found {self.min_agreeing_fields}")
         if self.max_cluster_size < 2:
             raise ValueError(f"clustering.max_cluster_size must be at least 2, found {self.max_cluster_size}")
         if list(self.cut_levels) != sorted(self.cut_levels) or any(not 0 < c <= 1 for c in self.cut_levels):

@@ -56,9 +56,28 @@ def _standardize(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> Stage
     return StageReport("standardize", counts)
 
 
+def _train_matcher(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageReport:
+    from cdi_spark.resolve.stage import train_matcher
+
+    trained = train_matcher(spark, cfg, run_id=run_id)
+    counts = {"label_matches": trained.matches, "label_non_matches": trained.non_matches,
+              "bootstrapped": int(trained.bootstrapped)}
+    return StageReport("train_matcher", counts)
+
+
+def _resolve(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageReport:
+    from cdi_spark.resolve.stage import resolve
+
+    result = resolve(spark, cfg, run_id=run_id)
+    counts = {k: v for k, v in result.__dict__.items() if isinstance(v, int)}
+    return StageReport("resolve", counts)
+
+
 STAGES: dict[str, Callable[[SparkSession, PipelineConfig, str], StageReport]] = {
     "ingest": _ingest,
     "standardize": _standardize,
+    "train_matcher": _train_matcher,
+    "resolve": _resolve,
 }
 
 

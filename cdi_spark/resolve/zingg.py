@@ -245,7 +245,10 @@ def _labelled_pairs(spark: SparkSession, trainer, args, prepared: DataFrame, lab
     helper = trainer.getModelHelper()
     _marked_records(prepared, labels).write.mode("overwrite").parquet(helper.getZinggTrainingDataMarkedDir(args))
     training = trainer.preprocess(trainer.getDSUtil().getTraining(trainer.getPipeUtil(), args, helper))
-    return _df(spark, trainer.getDSUtil().joinWithItself(training, _CLUSTER, True)).orderBy(_CLUSTER).cache()
+    # One partition: the cross-validated logistic regression then runs one task per step
+    # instead of one per shuffle partition, on a few hundred rows.
+    pairs = _df(spark, trainer.getDSUtil().joinWithItself(training, _CLUSTER, True))
+    return pairs.orderBy(_CLUSTER).coalesce(1).cache()
 
 
 def _learn_blocking_tree(spark: SparkSession, trainer, args, sample: DataFrame, positives: DataFrame) -> None:

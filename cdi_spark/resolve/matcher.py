@@ -1,0 +1,489 @@
+"""The matcher: candidates, a trained Zingg model's scores, rule edges and clusters, end to end.
+
+One code path serves the pipeline's resolve stage (``silver.customer_records``) and
+``cdi-spark resolve-file`` (any CSV of people, standardized by :mod:`cdi_spark.resolve.roles`):
+both hand over a *match frame*, ``record_key`` plus the columns ``matching.yml`` names.
+
+Training (:func:`train_model`):
+
+1. candidate pairs from our blocking keys (:mod:`cdi_spark.resolve.blocking`);
+2. labelled pairs: the given labels when there are at least ``training.min_labels``
+   matches and non-matches, else (``training.bootstrap``) *sure* matches and *sure*
+   non-matches picked from the candidates by a field-agreement weight (below), and the log
+   says so; at most ``training.max_labels``, half of each kind where the labels allow;
+3. Zingg learns its blocking tree and classifier from them (:func:`cdi_spark.resolve.zingg.train`)
+   into a new version folder ``<model_dir>/<version>/``.
+
+Matching (:func:`match`): candidates from our keys plus the model's learnt block hashes,
+scored by the model; deterministic rule edges; edges at or above
+``clustering.model_threshold``; connected components with the size guard.
+
+The agreement weight (:func:`compare`) is a Fellegi-Sunter style sum over the model's
+fields, with fixed m-probabilities and u-probabilities measured from the data: two records
+agreeing on a rare value is strong evidence, on a common one weak. Each field is compared at
+four levels: ``exact``, ``close`` (edit distance at most a quarter of the longer value),
+``diff``, and ``null`` (a side is missing: no evidence). The weight orders candidates for
+labelling and picks bootstrap pairs; it never links records by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from cdi_spark.config import MatchingConfig
+from cdi_spark.errors import CdiError, MissingColumnError
+from cdi_spark.resolve import zingg
+from cdi_spark.resolve.blocking import Candidates, candidate_pairs
+from cdi_spark.resolve.clusters import ClusterResult, ClusterSettings, cluster
+from cdi_spark.resolve.rules import deterministic_edges
+from cdi_spark.resolve.zingg import ModelRef, ZinggField, ZinggSettings
+
+log = logging.getLogger(__name__)
+
+EDGE_COLUMNS = ("left_key", "right_key", "rule", "score")
+LEVELS = ("exact", "close", "diff")
+# m-probabilities: how often a true pair's field is at each level (typos, re-typed values).
+_M = {"exact": 0.85, "close": 0.10, "diff": 0.05}
+_SURE_MATCH_WEIGHT = 12.0  # about 4,000 : 1 odds from the fields alone
+_SURE_NON_MATCH_WEIGHT = 0.0
+TF_LIMITS = (0.001, 4.0)  # the term-frequency factor on the model's odds stays in this range
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained match model and what it learnt from.
+
+    Attributes:
+        model: where it is stored (``<model_dir>/<version>``) and its fields.
+        version: the version folder name.
+        matches, non_matches: labelled pairs it was trained on.
+        bootstrapped: True when the pairs were picked by agreement, not labelled.
+    """
+
+    model: ModelRef
+    version: str
+    matches: int
+    non_matches: int
+    bootstrapped: bool
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What :func:`match` produced.
+
+    Attributes:
+        edges: ``left_key, right_key, rule, score``: rule edges (score 1.0) and model edges
+            at or above the threshold, one row per pair and rule.
+        clusters: ``record_key, cluster_id``, one row per record.
+        cut_edges: edges the size guard cut (see :mod:`cdi_spark.resolve.clusters`).
+        candidates: the candidate pairs and skipped blocks.
+        overshared: rule keys shared by too many records (not used).
+        clustering: the clustering result with its counts.
+    """
+
+    edges: DataFrame
+    clusters: DataFrame
+    cut_edges: DataFrame
+    candidates: Candidates
+    overshared: DataFrame
+    clustering: ClusterResult
+
+    def release(self) -> None:
+        """Drop the cached candidates and edges (after the results are written)."""
+        self.candidates.pairs.unpersist()
+        self.edges.unpersist()
+
+
+def zingg_fields(matching: MatchingConfig) -> tuple[ZinggField, ...]:
+    """The model's Zingg field definitions, in ``matching.yml`` order."""
+    return tuple(ZinggField(f.name, f.match_type) for f in matching.fields)
+
+
+def new_version() -> str:
+    """A model version folder name: the UTC time, sortable (``v20261123T101500Z``)."""
+    return datetime.now(UTC).strftime("v%Y%m%dT%H%M%SZ")
+
+
+def require_columns(records: DataFrame, matching: MatchingConfig, where: str) -> None:
+    """Raise :class:`MissingColumnError` unless the records hold every column matching needs."""
+    missing = [c for c in ("record_key", *matching.columns) if c not in records.columns]
+    if missing:
+        raise MissingColumnError(where, missing, records.columns)
+
+
+# --------------------------------------------------------------------------------------------
+# Field agreement
+# --------------------------------------------------------------------------------------------
+
+
+def _norm(col: Column) -> Column:
+    text = F.lower(F.trim(col.cast("string")))
+    return F.when(F.length(text) > 0, text)
+
+
+def u_probabilities(records: DataFrame, fields: list[str]) -> dict[str, float]:
+    """Chance that two random records agree exactly on each field (one aggregation).
+
+    ``sum(count(value)²) / (sum(count(value)))²`` over the non-empty values.
+    """
+    values = F.array(*(F.struct(F.lit(f).alias("field"), _norm(F.col(f)).alias("value")) for f in fields))
+    counts = (
+        records.select(F.explode(values).alias("fv"))
+        .select("fv.field", "fv.value")
+        .filter(F.col("value").isNotNull())
+        .groupBy("field", "value")
+        .count()
+        .groupBy("field")
+        .agg(F.sum(F.col("count") * F.col("count")).alias("sq"), F.sum("count").alias("n"))
+        .collect()
+    )
+    found = {r["field"]: r["sq"] / (r["n"] * r["n"]) for r in counts if r["n"]}
+    return {f: min(max(found.get(f, 1.0), 1e-6), 0.9) for f in fields}
+
+
+def _level(left: Column, right: Column) -> Column:
+    longer = F.greatest(F.length(left), F.length(right))
+    return (
+        F.when(left.isNull() | right.isNull(), F.lit(None))
+        .when(left == right, F.lit("exact"))
+        .when(F.levenshtein(left, right) <= F.greatest(F.lit(1), F.floor(longer / 4)), F.lit("close"))
+        .otherwise(F.lit("diff"))
+    )
+
+
+def field_weights(u_exact: float) -> dict[str, float]:
+    """log2(m/u) per level for a field whose exact-agreement chance is ``u_exact``."""
+    u_close = min(0.3, 4 * u_exact + 0.002)
+    u = {"exact": u_exact, "close": u_close, "diff": max(1.0 - u_exact - u_close, 0.05)}
+    return {level: math.log2(_M[level] / u[level]) for level in LEVELS}
+
+
+def compare(records: DataFrame, pairs: DataFrame, matching: MatchingConfig, u: dict[str, float]) -> DataFrame:
+    """Per-field agreement levels and the summed agreement weight of each pair.
+
+    Returns:
+        ``left_key, right_key`` (and the pairs' other columns), ``levels`` (map field ->
+        level), ``exact``, ``diff``, ``agree`` (exact or close) counts of fields, ``weight`` and ``similarity``
+        (the weight squashed to [0, 1]).
+    """
+    names = [f.name for f in matching.fields]
+    side = records.select("record_key", *(_norm(F.col(n)).alias(n) for n in names))
+    left = side.select(F.col("record_key").alias("left_key"), *(F.col(n).alias(f"l_{n}") for n in names))
+    right = side.select(F.col("record_key").alias("right_key"), *(F.col(n).alias(f"r_{n}") for n in names))
+    joined = pairs.join(left, "left_key").join(right, "right_key")
+    levels = {n: _level(F.col(f"l_{n}"), F.col(f"r_{n}")) for n in names}
+    with_levels = joined.select(*pairs.columns, *(levels[n].alias(f"lv_{n}") for n in names))
+    weight = F.lit(0.0)
+    for n in names:
+        w = field_weights(u[n])
+        lv = F.col(f"lv_{n}")
+        weight = weight + F.coalesce(
+            F.when(lv == "exact", w["exact"]).when(lv == "close", w["close"]).when(lv == "diff", w["diff"]), F.lit(0.0)
+        )
+
+    def count(level: str) -> Column:
+        return sum(F.coalesce((F.col(f"lv_{n}") == level).cast("int"), F.lit(0)) for n in names)
+
+    return with_levels.select(
+        *pairs.columns,
+        F.create_map(*[x for n in names for x in (F.lit(n), F.col(f"lv_{n}"))]).alias("levels"),
+        count("exact").alias("exact"),
+        count("diff").alias("diff"),
+        (count("exact") + count("close")).alias("agree"),
+        weight.alias("weight"),
+        (1 / (1 + F.pow(F.lit(2.0), -weight / 2))).alias("similarity"),
+    )
+
+
+def diverse_pairs(compared: DataFrame, n: int, seed: int) -> DataFrame:
+    """Up to ``n`` compared pairs that cover every agreement pattern, for labelling.
+
+    A pattern is the tuple of per-field levels (exact / close / diff / missing). Pairs are
+    shared out over patterns like water filling: every pattern gets the same quota ``q``
+    (or all its pairs when it has fewer), with ``q`` as large as ``n`` allows, and the pairs
+    left over go to the largest patterns. So rare but telling patterns (same surname and
+    address, another given name) are asked about, not only the common ones. Within a pattern
+    pairs are taken in the order of a hash of the seed and the pair: deterministic.
+
+    Returns:
+        The chosen rows of ``compared`` (``pattern`` added), most similar first.
+    """
+    names = (
+        sorted(r for r in compared.select(F.explode(F.map_keys("levels"))).distinct().toPandas().iloc[:, 0])
+        if n
+        else []
+    )
+    pattern = F.concat_ws("|", *(F.coalesce(F.col("levels")[k], F.lit("null")) for k in names)) if names else F.lit("")
+    with_pattern = compared.withColumn("pattern", pattern)
+    sizes = {r["pattern"]: r["count"] for r in with_pattern.groupBy("pattern").count().collect()}
+    quota = _water_fill(sizes, n)
+    rank = F.row_number().over(
+        Window.partitionBy("pattern").orderBy(F.xxhash64(F.lit(seed), "left_key", "right_key"), "left_key", "right_key")
+    )
+    limits = F.create_map(*[F.lit(v) for kv in quota.items() for v in kv]) if quota else F.create_map()
+    return (
+        with_pattern.withColumn("_rank", rank)
+        .filter(F.col("_rank") <= F.coalesce(limits[F.col("pattern")], F.lit(0)))
+        .drop("_rank")
+        .orderBy(F.desc("similarity"), "left_key", "right_key")
+    )
+
+
+def _water_fill(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """Per-pattern quotas summing to min(n, total): equal shares, capped by each size."""
+    quota = {p: 0 for p in sizes}
+    left = min(n, sum(sizes.values()))
+    open_ = sorted(sizes, key=lambda p: (sizes[p], p))
+    while left > 0 and open_:
+        share = max(left // len(open_), 1)
+        for p in list(open_):
+            take = min(share, sizes[p] - quota[p], left)
+            quota[p] += take
+            left -= take
+            if quota[p] >= sizes[p]:
+                open_.remove(p)
+            if left == 0:
+                break
+    return quota
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap_labels(compared: DataFrame, n: int, seed: int) -> DataFrame:
+    """Sure matches and sure non-matches among compared candidates, ``n`` at most, half each.
+
+    Sure match: no field disagrees and the agreement weight is at least 12 (bits).
+    Sure non-match: the weight is at most 0 and at least two fields disagree.
+    Within each kind, pairs are spread over the weight range so that the model sees the
+    least obvious ones too.
+    """
+    from cdi_spark.resolve.labels import pairs_to_label
+
+    sure_match = compared.filter((F.col("diff") == 0) & (F.col("weight") >= _SURE_MATCH_WEIGHT))
+    sure_non = compared.filter((F.col("weight") <= _SURE_NON_MATCH_WEIGHT) & (F.col("diff") >= 2))
+    half = n // 2
+    picked_match = pairs_to_label(sure_match, half, seed=seed, similarity="similarity")
+    picked_non = pairs_to_label(sure_non, n - half, seed=seed, similarity="similarity")
+    return picked_match.select("left_key", "right_key", F.lit(True).alias("is_match")).unionByName(
+        picked_non.select("left_key", "right_key", F.lit(False).alias("is_match"))
+    )
+
+
+def _balanced(labels: DataFrame, n: int, seed: int) -> DataFrame:
+    """At most n labels, up to half of each kind, the rest from the other kind."""
+    ranked = labels.withColumn("_r", F.xxhash64(F.lit(seed), "left_key", "right_key"))
+    counts = {r["is_match"]: r["count"] for r in labels.groupBy("is_match").count().collect()}
+    pos, neg = counts.get(True, 0), counts.get(False, 0)
+    take_pos = min(pos, max(n // 2, n - neg))
+    take_neg = min(neg, n - take_pos)
+    chosen = (
+        ranked.filter("is_match")
+        .orderBy("_r")
+        .limit(take_pos)
+        .unionByName(ranked.filter(~F.col("is_match")).orderBy("_r").limit(take_neg))
+    )
+    return chosen.drop("_r")
+
+
+def training_pairs(
+    records: DataFrame, matching: MatchingConfig, labels: DataFrame | None, candidates: Candidates | None = None
+) -> tuple[DataFrame, bool]:
+    """The labelled pairs to train on, and whether they were bootstrapped.
+
+    Raises:
+        CdiError: not enough labels and ``training.bootstrap`` is off, or no sure pairs.
+    """
+    training = matching.training
+    if labels is not None:
+        counts = {r["is_match"]: r["count"] for r in labels.groupBy("is_match").count().collect()}
+        pos, neg = counts.get(True, 0), counts.get(False, 0)
+        if pos >= training.min_labels and neg >= training.min_labels:
+            log.info(
+                "train: %d matching and %d non-matching labels available; using at most %d",
+                pos,
+                neg,
+                training.max_labels,
+            )
+            return _balanced(labels, training.max_labels, training.seed).cache(), False
+        log.info("train: only %d matching and %d non-matching labels (need %d of each)", pos, neg, training.min_labels)
+    if not training.bootstrap:
+        raise CdiError(
+            f"not enough labelled pairs to train the match model (need {training.min_labels} matches and "
+            f"{training.min_labels} non-matches) and training.bootstrap is off; import or label more pairs"
+        )
+    candidates = candidates or candidate_pairs(records, matching.blocking)
+    names = [f.name for f in matching.fields]
+    compared = compare(records, candidates.pairs, matching, u_probabilities(records, names))
+    picked = bootstrap_labels(compared, training.max_labels, training.seed).cache()
+    counts = {r["is_match"]: r["count"] for r in picked.groupBy("is_match").count().collect()}
+    log.warning(
+        "train: no labels to learn from, so the model is bootstrapped from %d sure matches and %d sure "
+        "non-matches picked by field agreement; label pairs (cdi-spark label / import-labels) for a better model",
+        counts.get(True, 0),
+        counts.get(False, 0),
+    )
+    return picked, True
+
+
+def train_model(
+    spark: SparkSession,
+    records: DataFrame,
+    matching: MatchingConfig,
+    model_dir: str,
+    *,
+    labels: DataFrame | None = None,
+    version: str | None = None,
+) -> TrainedModel:
+    """Train a match model on labelled (or bootstrapped) pairs into ``<model_dir>/<version>``.
+
+    Args:
+        spark: the session (its JVM has the Zingg jar).
+        records: the match frame.
+        matching: fields, blocking and training settings.
+        model_dir: folder of model versions (any Hadoop path).
+        labels: ``left_key, right_key, is_match``; None or too few: bootstrap.
+        version: the version folder name (default :func:`new_version`).
+
+    Returns:
+        The :class:`TrainedModel`.
+    """
+    require_columns(records, matching, "train_model records")
+    version = version or new_version()
+    pairs, bootstrapped = training_pairs(records, matching, labels)
+    counts = {r["is_match"]: r["count"] for r in pairs.groupBy("is_match").count().collect()}
+    settings = ZinggSettings(zingg_fields(matching), model_id=version, seed=matching.training.seed)
+    ref = zingg.train(spark, records, pairs, settings, model_dir)
+    pairs.unpersist()
+    return TrainedModel(ref, version, counts.get(True, 0), counts.get(False, 0), bootstrapped)
+
+
+def latest_model(spark: SparkSession, model_dir: str) -> ModelRef:
+    """The newest model version under ``model_dir`` (version folders sort by time).
+
+    Raises:
+        CdiError: no trained model there.
+    """
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(model_dir)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    versions = []
+    if fs.exists(path):
+        for status in fs.listStatus(path):
+            name = status.getPath().getName()
+            if status.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(status.getPath(), "cdi_model")):
+                versions.append(name)
+    if not versions:
+        raise CdiError(
+            f"no trained match model under {model_dir}; run the train_matcher stage "
+            "(cdi-spark run --stages train_matcher) first"
+        )
+    return zingg.load_model_ref(spark, model_dir, max(versions))
+
+
+# --------------------------------------------------------------------------------------------
+# Matching
+# --------------------------------------------------------------------------------------------
+
+
+def frequency_adjusted(records: DataFrame, scored: DataFrame, matching: MatchingConfig) -> DataFrame:
+    """Scores with the model's odds weighed by how common the agreed values are.
+
+    For each field marked ``term_frequency``, a pair holding the same (normalised) value on
+    both sides has its odds multiplied by ``u / share(value)``: ``u`` the chance that two
+    random records agree on the field, ``share`` the fraction of records holding this
+    value. The product over fields is kept within :data:`TF_LIMITS`. Other pairs keep
+    their score. Adds ``model_score`` (the score before) and replaces ``score``.
+    """
+    fields = [f.name for f in matching.fields if f.term_frequency]
+    if not fields:
+        return scored.withColumn("model_score", F.col("score"))
+    u = u_probabilities(records, fields)
+    total = records.count()
+    out = scored
+    factor = F.lit(1.0)
+    for name in fields:
+        values = records.select("record_key", _norm(F.col(name)).alias("_v"))
+        shares = values.filter(F.col("_v").isNotNull()).groupBy("_v").agg((F.count(F.lit(1)) / total).alias("_share"))
+        keyed = values.join(shares, "_v", "left")
+        out = out.join(
+            keyed.select(
+                F.col("record_key").alias("left_key"),
+                F.col("_v").alias(f"_l_{name}"),
+                F.col("_share").alias(f"_s_{name}"),
+            ),
+            "left_key",
+            "left",
+        ).join(
+            keyed.select(F.col("record_key").alias("right_key"), F.col("_v").alias(f"_r_{name}")), "right_key", "left"
+        )
+        same = F.col(f"_l_{name}") == F.col(f"_r_{name}")
+        factor = factor * F.coalesce(F.when(same, F.lit(u[name]) / F.col(f"_s_{name}")), F.lit(1.0))
+    low, high = TF_LIMITS
+    factor = F.least(F.greatest(factor, F.lit(low)), F.lit(high))
+    p = F.least(F.greatest(F.col("score"), F.lit(1e-9)), F.lit(1 - 1e-9))
+    odds = p / (1 - p) * factor
+    adjusted = F.when(F.col("score").isNotNull(), odds / (1 + odds))
+    return out.select(
+        *[c for c in scored.columns if c != "score"], adjusted.alias("score"), F.col("score").alias("model_score")
+    )
+
+
+def rule_edges(records: DataFrame, matching: MatchingConfig) -> tuple[DataFrame, DataFrame]:
+    """Deterministic edges of the configured rules, and the over-shared keys left out."""
+    result = deterministic_edges(records, rules=matching.rules, max_key_frequency=matching.max_key_frequency)
+    return result.edges, result.overshared
+
+
+def match(spark: SparkSession, records: DataFrame, matching: MatchingConfig, model: ModelRef) -> MatchResult:
+    """Candidates, model scores, rule edges and clusters over the whole match frame.
+
+    Args:
+        spark: the session.
+        records: the match frame (``record_key`` unique).
+        matching: blocking, rules and clustering settings.
+        model: a trained model (:func:`train_model` or :func:`latest_model`).
+
+    Returns:
+        :class:`MatchResult` (the edges are cached; unpersist when written).
+    """
+    require_columns(records, matching, "match records")
+    extra = None
+    if matching.blocking.zingg:
+        hashes = zingg.block_hashes(spark, records, model)
+        extra = hashes.select(
+            "record_key", F.lit("zingg").alias("key"), F.col(zingg.HASH_COLUMN).cast("string").alias("value")
+        )
+    candidates = candidate_pairs(records, matching.blocking, extra=extra)
+    candidates = Candidates(candidates.pairs.persist(), candidates.skipped, candidates.keyed)
+    log.info("match: %d candidate pairs", candidates.pairs.count())
+    scored = zingg.score_pairs(spark, records, candidates.pairs.select("left_key", "right_key"), model)
+    scored = frequency_adjusted(records, scored, matching)
+    threshold = matching.clustering.model_threshold
+    model_edges = scored.filter(F.col("score") >= threshold).select(
+        "left_key", "right_key", F.lit("model").alias("rule"), "score"
+    )
+    needed = matching.clustering.min_agreeing_fields
+    if needed:
+        u = u_probabilities(records, [f.name for f in matching.fields])
+        model_edges = compare(records, model_edges, matching, u).filter(F.col("agree") >= needed)
+        model_edges = model_edges.select("left_key", "right_key", "rule", "score")
+    rules, overshared = rule_edges(records, matching)
+    edges = rules.unionByName(model_edges).cache()
+    settings = ClusterSettings(
+        min_score={**{r: 0.0 for r in matching.rules}, "model": threshold},
+        default_min_score=threshold,
+        max_cluster_size=matching.clustering.max_cluster_size,
+        protected_rules=tuple(matching.rules),
+        cut_levels=tuple(c for c in matching.clustering.cut_levels if c > threshold),
+    )
+    clustering = cluster(records.select("record_key"), edges, settings)
+    return MatchResult(edges, clustering.clusters, clustering.cut_edges, candidates, overshared, clustering)
