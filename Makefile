@@ -6,7 +6,7 @@ SEED ?= 42
 CONFIG ?= conf/pipeline.yml
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast lint clean bench
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
@@ -19,6 +19,15 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not zingg and not e2e and not cluster" $(PYTEST_ARGS)
+
+# `make bench PEOPLE=100000 REPEAT=3 [STAGES=ingest]`: PEOPLE defaults to 100000 here, not the demo's 3000.
+BENCH_PEOPLE = $(if $(filter file,$(origin PEOPLE)),100000,$(PEOPLE))
+REPEAT ?= 2
+STAGES ?=
+
+bench: setup
+	$(PY) jobs/benchmark.py --config $(CONFIG) --people $(BENCH_PEOPLE) --seed $(SEED) --repeat $(REPEAT) \
+		$(if $(STAGES),--stages $(STAGES))
 
 lint: setup
 	$(VENV)/bin/ruff check cdi_spark jobs tests

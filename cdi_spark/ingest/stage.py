@@ -127,6 +127,7 @@ def _log(r: IngestResult) -> None:
         "%.1f s",
         r.source, r.files_seen, r.files_loaded, r.files_skipped, r.files_failed,
         f"{r.rows_read:,}", f"{r.rows_bronze:,}", f"{r.rows_quarantined:,}", r.seconds,
+        extra={"ingest_result": r},  # the result itself, for handlers that collect figures (cdi_spark.bench)
     )
     if r.new_columns:
         log.warning("ingest %s: new column(s) added to bronze: %s", r.source, ", ".join(r.new_columns))

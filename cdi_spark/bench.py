@@ -1,0 +1,519 @@
+"""The benchmark: time and size each pipeline stage on generated data of a given size.
+
+``cdi-spark bench --people 100000 --repeat 3`` (or ``make bench PEOPLE=100000``):
+
+1. generates the demo exports for ``people`` and ``seed`` under
+   ``<data-dir>/people-<N>-seed-<S>`` (reused when a previous bench made them);
+2. runs the selected stages (default: those of the config that this version has) through
+   :func:`cdi_spark.pipeline.run_pipeline`, one stage at a time, on a fresh lakehouse
+   (``<data-dir>/lakehouse``, removed before every repeat);
+3. prints a table of medians and appends one JSON line per size to ``bench/results.jsonl``
+   (date, git commit, cores, memory, load average, N, repeats, every repeat's figures).
+
+What each figure measures
+-------------------------
+``seconds``
+    wall time of the stage (the pipeline's own timer); the median over repeats.
+``rows in / out``
+    ingest: records read from the raw files -> rows written to bronze (quarantine is listed
+    apart); standardize: bronze rows of the sources with a mapping -> silver records; a later
+    stage: the previous stage's output -> the first row count the stage reports. Counted
+    after the stage, outside its time.
+``rows/s``
+    rows in / median seconds.
+``jobs``
+    Spark jobs the stage started (its job group in Spark's status tracker).
+``heap MB``
+    driver JVM heap peak: the sum of the heap pools' peak usage since the stage started
+    (``MemoryPoolMXBean`` peaks, reset at the start; an upper bound of the true peak, as the
+    pools need not peak together). In ``local[...]`` mode the executors are threads of this
+    JVM, so this is the executors' heap too.
+``RSS MB``
+    peak resident memory of the driver's process tree (this Python process, the JVM it
+    started and the Python workers under it), sampled every 0.2 s from ``/proc``; shared
+    pages of forked workers are counted once per process.
+``exec MB``
+    executors' peak JVM heap as Spark's status store has it (``peakMemoryMetrics`` of each
+    executor, sent with the heartbeats, so sampled every ``spark.executor.heartbeatInterval``;
+    since the application started, not per stage; works with the UI off). In local mode
+    the only executor is the driver.
+
+Figures depend on the machine's other load: each result line carries the load average
+before and after, and the table shows medians. No test asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cdi_spark import tables
+from cdi_spark.config import PipelineConfig, load_config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "conf/pipeline.yml"
+DEFAULT_DATA_DIR = "bench/data"
+DEFAULT_RESULTS = "bench/results.jsonl"
+MARKER = "_bench.json"
+SAMPLE_SECONDS = 0.2
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage of one repeat."""
+
+    stage: str
+    seconds: float
+    rows_in: int | None
+    rows_out: int | None
+    jobs: int | None
+    heap_peak_mb: float | None
+    rss_peak_mb: float | None
+    executor_peak_mb: float | None
+    counts: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, dict[str, float]] = field(default_factory=dict)  # ingest: per source
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows_in / self.seconds if self.rows_in and self.seconds else None
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------
+
+
+def _process_tree_rss(root: int) -> int:
+    """Bytes resident in ``root`` and all its descendants (``/proc``, Linux only)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        parents.setdefault(ppid, []).append(int(entry.name))
+    total, todo, page = 0, [root], os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                total += int(handle.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(parents.get(pid, []))
+    return total
+
+
+class RssSampler:
+    """Samples the process tree's RSS in a daemon thread; ``peak`` holds the maximum in bytes."""
+
+    def __init__(self, root: int | None = None, every: float = SAMPLE_SECONDS) -> None:
+        self.root, self.every, self.peak = root or os.getpid(), every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, _process_tree_rss(self.root))
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> RssSampler:
+        if Path("/proc/self/statm").exists():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+            self.peak = max(self.peak, _process_tree_rss(self.root))
+
+
+def _heap_pools(spark) -> list:
+    factory = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    return [p for p in factory.getMemoryPoolMXBeans() if p.getType().name() == "HEAP"]
+
+
+def reset_heap_peaks(spark) -> None:
+    """Start a new peak for every heap pool of the driver JVM."""
+    for pool in _heap_pools(spark):
+        pool.resetPeakUsage()
+
+
+def heap_peak_bytes(spark) -> int:
+    """Sum of the driver JVM's heap pools' peak usage since :func:`reset_heap_peaks`."""
+    return sum(int(pool.getPeakUsage().getUsed()) for pool in _heap_pools(spark))
+
+
+def executor_peak_bytes(spark) -> int | None:
+    """Largest executor peak JVM heap in Spark's status store (None when it has none yet)."""
+    try:
+        executors = spark.sparkContext._jsc.sc().statusStore().executorList(True)
+        peaks = [e.peakMemoryMetrics() for e in executors.toList()]  # Scala Seq -> iterable
+        values = [int(p.get().getMetricValue("JVMHeapMemory")) for p in peaks if p.isDefined()]
+    except Exception:  # noqa: BLE001 - an internal API: no figure rather than no benchmark
+        return None
+    return max(values) if values else None
+
+
+# --------------------------------------------------------------------------------------------
+# Running stages
+# --------------------------------------------------------------------------------------------
+
+
+class _IngestResults(logging.Handler):
+    """Collects the :class:`~cdi_spark.ingest.IngestResult` the ingest stage logs per source."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.results: list = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        result = getattr(record, "ingest_result", None)
+        if result is not None:
+            self.results.append(result)
+
+
+@contextmanager
+def _capture_ingest() -> Iterator[_IngestResults]:
+    logger = logging.getLogger("cdi_spark.ingest")
+    handler, level = _IngestResults(), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _source_figures(results: list) -> dict[str, dict[str, float]]:
+    return {
+        r.source: {
+            "seconds": r.seconds,
+            "rows_read": r.rows_read,
+            "rows_bronze": r.rows_bronze,
+            "rows_quarantined": r.rows_quarantined,
+            "files": r.files_loaded,
+        }
+        for r in results
+    }
+
+
+def _table_rows(spark, cfg: PipelineConfig, layer: str, names: Sequence[str]) -> int:
+    from cdi_spark import delta_io
+
+    paths = [tables.table_path(cfg.lakehouse, layer, n) for n in names]
+    return sum(delta_io.read(spark, p).count() for p in paths if delta_io.exists(spark, p))
+
+
+def _rows(spark, cfg: PipelineConfig, stage: str, counts: dict[str, int], before: int | None):
+    """(rows in, rows out) of a stage; see the module docstring."""
+    if stage == "ingest":
+        return counts.get("rows_read"), counts.get("rows_bronze")
+    if stage == "standardize":
+        mapped = [s.name for s in cfg.sources if s.mapping is not None]
+        return _table_rows(spark, cfg, tables.BRONZE, mapped), counts.get("records")
+    out = next((v for k, v in counts.items() if isinstance(v, int) and k not in ("sources",)), None)
+    return before, out
+
+
+def with_stages(cfg: PipelineConfig, stages: Sequence[str], **changes: str) -> PipelineConfig:
+    """``cfg`` for other stages (and lakehouse or raw folder), without reading the YAML again.
+
+    The YAML is read once when the bench starts: files that change while it runs (someone
+    editing the tree) do not change the run.
+    """
+    out = dataclasses.replace(cfg, stages=tuple(stages), **changes)
+    for f in dataclasses.fields(cfg):
+        if not f.init:  # filled by load_config (sources, path): carry them over
+            object.__setattr__(out, f.name, getattr(cfg, f.name))
+    return out
+
+
+def run_stage(spark, cfg: PipelineConfig, stage: str, *, before: int | None) -> StageRun:
+    """Run one stage through the pipeline runner and measure it."""
+    from cdi_spark.pipeline import run_pipeline
+
+    cfg = with_stages(cfg, [stage])
+    sc = spark.sparkContext
+    group = f"bench-{stage}-{time.time_ns()}"
+    sc.setJobGroup(group, f"cdi-spark bench: {stage}")
+    reset_heap_peaks(spark)
+    try:
+        with RssSampler() as rss, _capture_ingest() as ingest_log:
+            (report,) = run_pipeline(spark, cfg)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    heap, executor = heap_peak_bytes(spark), executor_peak_bytes(spark)
+    jobs = len(sc.statusTracker().getJobIdsForGroup(group))
+    rows_in, rows_out = _rows(spark, cfg, stage, report.counts, before)
+    return StageRun(
+        stage, report.seconds, rows_in, rows_out, jobs, _mb(heap), _mb(rss.peak), _mb(executor),
+        dict(report.counts), _source_figures(ingest_log.results),
+    )  # fmt: skip
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / MB, 1)
+
+
+def run_once(spark, cfg: PipelineConfig, stages: Sequence[str], *, lakehouse: Path, raw_dir: str) -> list[StageRun]:
+    """All ``stages`` on a fresh lakehouse (the folder is removed first)."""
+    if lakehouse.exists():
+        shutil.rmtree(lakehouse)
+    spark.catalog.clearCache()
+    cfg = with_stages(cfg, stages, lakehouse=str(lakehouse), raw_dir=raw_dir)
+    runs, before = [], None
+    for stage in stages:
+        run = run_stage(spark, cfg, stage, before=before)
+        log.info("bench %s: %.1f s, rows in %s, out %s", stage, run.seconds, run.rows_in, run.rows_out)
+        runs.append(run)
+        before = run.rows_out
+    return runs
+
+
+def ensure_data(spark, data_dir: Path, people: int, seed: int) -> tuple[Path, float | None]:
+    """The raw folder for ``people``/``seed``, generated unless a marker says it is there.
+
+    Returns:
+        The raw folder and the generation seconds (None when the data was reused).
+    """
+    from cdi_spark.generate import generate
+
+    out = data_dir / f"people-{people}-seed-{seed}"
+    wanted = {"people": people, "seed": seed, "batch": "day1"}
+    marker = out / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == wanted:
+        log.info("bench: reusing %s", out)
+        return out / "raw", None
+    if out.exists():
+        shutil.rmtree(out)
+    started = time.perf_counter()
+    generate(spark, out, people=people, seed=seed, batch="day1")
+    marker.write_text(json.dumps(wanted))
+    return out / "raw", round(time.perf_counter() - started, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+# --------------------------------------------------------------------------------------------
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+MEDIANS = ("seconds", "jobs", "heap_peak_mb", "rss_peak_mb", "executor_peak_mb")
+COLUMNS = (  # header, key, width, format of the stdout table
+    ("seconds", "seconds", 9, ".1f"),
+    ("rows in", "rows_in", 12, ",.0f"),
+    ("rows out", "rows_out", 12, ",.0f"),
+    ("rows/s", "rows_per_s", 9, ",.0f"),
+    ("jobs", "jobs", 6, ".0f"),
+    ("heap MB", "heap_peak_mb", 9, ",.0f"),
+    ("RSS MB", "rss_peak_mb", 9, ",.0f"),
+    ("exec MB", "executor_peak_mb", 9, ",.0f"),
+)
+SOURCE_COLUMNS = (
+    ("seconds", "seconds", 9, ".1f"),
+    ("rows read", "rows_read", 12, ",.0f"),
+    ("bronze", "rows_bronze", 12, ",.0f"),
+    ("quarant.", "rows_quarantined", 10, ",.0f"),
+    ("rows/s", "rows_per_s", 9, ",.0f"),
+)
+
+
+def _per_second(rows: int | None, seconds: float | None) -> int | None:
+    return round(rows / seconds) if rows is not None and seconds else None
+
+
+def summarize(repeats: list[list[StageRun]]) -> dict[str, dict]:
+    """Median figures per stage and per ingest source over repeats (row counts: the first repeat's)."""
+    out: dict[str, dict] = {}
+    for i, first in enumerate(repeats[0]):
+        runs = [r[i] for r in repeats]
+        stage = {k: _median([getattr(r, k) for r in runs]) for k in MEDIANS}
+        stage.update(rows_in=first.rows_in, rows_out=first.rows_out, seconds_all=[r.seconds for r in runs])
+        stage["rows_per_s"] = _per_second(first.rows_in, stage["seconds"])
+        sources = {}
+        for name, figures in first.sources.items():
+            seconds = _median([r.sources.get(name, {}).get("seconds") for r in runs])
+            sources[name] = {**figures, "seconds": seconds, "rows_per_s": _per_second(figures["rows_read"], seconds)}
+        out[first.stage] = {**stage, "counts": first.counts, "sources": sources}
+    return out
+
+
+def _cells(row: dict, columns: tuple) -> str:
+    return "".join(f"{'-' if row.get(k) is None else format(row[k], f):>{w}}" for _, k, w, f in columns)
+
+
+def format_table(people: int, summary: dict[str, dict], repeats: int) -> str:
+    """The stdout table: one line per stage, then one per ingest source."""
+    head = f"{'stage':<14}" + "".join(f"{h:>{w}}" for h, _, w, _ in COLUMNS)
+    lines = [f"cdi-spark bench: {people:,} people, median of {repeats} run(s)", head, "-" * len(head)]
+    lines += [f"{stage:<14}{_cells(s, COLUMNS)}" for stage, s in summary.items()]
+    for stage, s in summary.items():
+        if s["sources"]:
+            lines += ["", f"  {stage + ' by source':<22}" + "".join(f"{h:>{w}}" for h, _, w, _ in SOURCE_COLUMNS)]
+            lines += [f"  {name:<22}{_cells(f, SOURCE_COLUMNS)}" for name, f in s["sources"].items()]
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    """Cores, memory, load and versions of the machine the figures were taken on."""
+    import pyspark
+
+    with open("/proc/meminfo") as handle:
+        total_kb = int(handle.readline().split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(total_kb / 1024 / 1024, 1),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+        "spark": pyspark.__version__,
+        "host": platform.node(),
+    }
+
+
+def git_commit() -> dict:
+    """The checked-out commit and whether the tree has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": dirty}
+
+
+def append_result(path: Path, record: dict) -> None:
+    """Append one JSON line to the results file (created with its folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Command
+# --------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the ``bench`` command (shared with the ``cdi-spark`` CLI)."""
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML (default: %(default)s)")
+    parser.add_argument(
+        "--people",
+        type=int,
+        nargs="+",
+        default=[100_000],
+        help="people to generate; several sizes run one after the other (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="random seed of the data (default: %(default)s)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per size; the table shows medians (default: %(default)s)"
+    )
+    parser.add_argument("--stages", help="comma-separated stages (default: the config's stages this version has)")
+    parser.add_argument(
+        "--data-dir", default=DEFAULT_DATA_DIR, help="generated data and the bench lakehouse (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--results", default=DEFAULT_RESULTS, help="JSON Lines file the runs are appended to (default: %(default)s)"
+    )
+    parser.add_argument("--profile", help="Spark profile of the config (default: the config's)")
+
+
+def _load(args: argparse.Namespace) -> PipelineConfig:
+    """The configuration, read once; its stages are ``--stages`` or those of the config this version has."""
+    from cdi_spark.pipeline import STAGES, check_stages
+
+    wanted = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    cfg = load_config(args.config, profile=args.profile, stages=wanted)
+    if wanted:
+        check_stages(cfg)
+        return cfg
+    return with_stages(cfg, [s for s in cfg.stages if s in STAGES])
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Generate demo data of each size (once), run the pipeline's stages on a fresh lakehouse,
+    and report seconds, rows, rows/s and peak memory per stage (medians of --repeat runs)."""
+    from cdi_spark.errors import ConfigError
+    from cdi_spark.session import build_session
+
+    if args.repeat < 1:
+        raise ConfigError("(command line)", "--repeat", f"expected a count >= 1, found {args.repeat}")
+    cfg = _load(args)
+    stages = cfg.stages
+    spark = build_session(cfg.spark, app_name="cdi-spark bench")
+    data_dir = Path(args.data_dir)
+    for people in args.people:
+        raw_dir, generated = ensure_data(spark, data_dir, people, args.seed)
+        load_before = os.getloadavg()
+        repeats = [
+            run_once(spark, cfg, stages, lakehouse=data_dir / "lakehouse", raw_dir=str(raw_dir))
+            for _ in range(args.repeat)
+        ]
+        summary = summarize(repeats)
+        print(format_table(people, summary, args.repeat), flush=True)
+        record = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            **git_commit(),
+            "machine": {**machine(), "load_avg_before": load_before},
+            "people": people,
+            "seed": args.seed,
+            "repeats": args.repeat,
+            "stages": summary,
+            "generate_seconds": generated,
+            "spark_conf": {k: v for k, v in cfg.spark.conf.items()},
+            "master": cfg.spark.master,
+            "runs": [[asdict(r) for r in runs] for runs in repeats],
+        }
+        append_result(Path(args.results), record)
+        log.info("bench: %s people appended to %s", f"{people:,}", args.results)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cdi_spark.bench --people 100000 --repeat 3``; returns the exit code."""
+    import sys
+
+    from cdi_spark.errors import CdiError
+    from cdi_spark.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="cdi-spark bench", description=cmd_bench.__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return cmd_bench(args)
+    except CdiError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
