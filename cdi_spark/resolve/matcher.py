@@ -50,8 +50,10 @@ EDGE_COLUMNS = ("left_key", "right_key", "rule", "score")
 LEVELS = ("exact", "close", "diff")
 # m-probabilities: how often a true pair's field is at each level (typos, re-typed values).
 _M = {"exact": 0.85, "close": 0.10, "diff": 0.05}
-_SURE_MATCH_WEIGHT = 12.0  # about 4,000 : 1 odds from the fields alone
-_SURE_NON_MATCH_WEIGHT = 0.0
+# EM may not learn that a field of a true pair disagrees outright more often than this: without
+# the cap it can settle on "everything is a match" when blocking made every candidate agree on
+# one rare field.
+_MAX_M_DIFF = 0.2
 TF_LIMITS = (0.001, 4.0)  # the term-frequency factor on the model's odds stays in this range
 
 
@@ -157,10 +159,15 @@ def _level(left: Column, right: Column) -> Column:
     )
 
 
+def u_levels(u_exact: float) -> dict[str, float]:
+    """Chance of each level for two records of different people, from the exact-agreement chance."""
+    u_close = min(0.3, 4 * u_exact + 0.002)
+    return {"exact": u_exact, "close": u_close, "diff": max(1.0 - u_exact - u_close, 0.05)}
+
+
 def field_weights(u_exact: float) -> dict[str, float]:
     """log2(m/u) per level for a field whose exact-agreement chance is ``u_exact``."""
-    u_close = min(0.3, 4 * u_exact + 0.002)
-    u = {"exact": u_exact, "close": u_close, "diff": max(1.0 - u_exact - u_close, 0.05)}
+    u = u_levels(u_exact)
     return {level: math.log2(_M[level] / u[level]) for level in LEVELS}
 
 
@@ -193,6 +200,7 @@ def compare(records: DataFrame, pairs: DataFrame, matching: MatchingConfig, u: d
     return with_levels.select(
         *pairs.columns,
         F.create_map(*[x for n in names for x in (F.lit(n), F.col(f"lv_{n}"))]).alias("levels"),
+        F.concat_ws("|", *(F.coalesce(F.col(f"lv_{n}"), F.lit("null")) for n in names)).alias("pattern"),
         count("exact").alias("exact"),
         count("diff").alias("diff"),
         (count("exact") + count("close")).alias("agree"),
@@ -212,15 +220,9 @@ def diverse_pairs(compared: DataFrame, n: int, seed: int) -> DataFrame:
     pairs are taken in the order of a hash of the seed and the pair: deterministic.
 
     Returns:
-        The chosen rows of ``compared`` (``pattern`` added), most similar first.
+        The chosen rows of ``compared`` (from :func:`compare`), most similar first.
     """
-    names = (
-        sorted(r for r in compared.select(F.explode(F.map_keys("levels"))).distinct().toPandas().iloc[:, 0])
-        if n
-        else []
-    )
-    pattern = F.concat_ws("|", *(F.coalesce(F.col("levels")[k], F.lit("null")) for k in names)) if names else F.lit("")
-    with_pattern = compared.withColumn("pattern", pattern)
+    with_pattern = compared
     sizes = {r["pattern"]: r["count"] for r in with_pattern.groupBy("pattern").count().collect()}
     quota = _water_fill(sizes, n)
     rank = F.row_number().over(
@@ -258,24 +260,108 @@ def _water_fill(sizes: dict[str, int], n: int) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def bootstrap_labels(compared: DataFrame, n: int, seed: int) -> DataFrame:
+def em_posteriors(
+    compared: DataFrame, matching: MatchingConfig, u: dict[str, float], *, iterations: int = 30
+) -> dict[str, float]:
+    """Match probability of each agreement pattern, by expectation-maximisation (Fellegi-Sunter).
+
+    Candidates are grouped by pattern (a few thousand rows at most: collected). The
+    u-probabilities (chance of each level among different people) are fixed from value
+    frequencies; the m-probabilities (among true pairs) and the share of true pairs are
+    estimated from the candidates, so that, say, a different given name turns out rare
+    among matches (never above ``_MAX_M_DIFF``). A missing field is no evidence either way.
+
+    Returns:
+        pattern -> posterior probability that a pair with this pattern is a match.
+    """
+    names = [f.name for f in matching.fields]
+    counts = [(r["pattern"].split("|"), r["count"]) for r in compared.groupBy("pattern").count().collect()]
+    if not counts:
+        return {}
+    ul = {n: u_levels(u[n]) for n in names}
+    m = {n: dict(_M) for n in names}
+    share = 0.2
+    posterior: list[float] = []
+    for _ in range(iterations):
+        posterior = []
+        for levels, _count in counts:
+            pm, pu = share, 1.0 - share
+            for n, level in zip(names, levels, strict=True):
+                if level != "null":
+                    pm *= m[n][level]
+                    pu *= ul[n][level]
+            posterior.append(pm / (pm + pu) if pm + pu > 0 else 0.0)
+        total = sum(c for _, c in counts)
+        share = min(max(sum(p * c for p, (_, c) in zip(posterior, counts, strict=True)) / total, 1e-4), 0.9999)
+        for i, n in enumerate(names):
+            weights = {level: 1e-3 for level in LEVELS}  # a little smoothing: no level is impossible
+            for p, (levels, c) in zip(posterior, counts, strict=True):
+                if levels[i] != "null":
+                    weights[levels[i]] += p * c
+            norm = sum(weights.values())
+            m[n] = {level: w / norm for level, w in weights.items()}
+            if m[n]["diff"] > _MAX_M_DIFF:  # keeps EM from calling everything a match
+                rest = m[n]["exact"] + m[n]["close"]
+                m[n] = {
+                    "exact": m[n]["exact"] / rest * (1 - _MAX_M_DIFF),
+                    "close": m[n]["close"] / rest * (1 - _MAX_M_DIFF),
+                    "diff": _MAX_M_DIFF,
+                }
+    log.info(
+        "em: share of candidates that match %.3f; m(exact) %s",
+        share,
+        ", ".join(f"{n} {m[n]['exact']:.2f}" for n in names),
+    )
+    return {"|".join(levels): p for p, (levels, _) in zip(posterior, counts, strict=True)}
+
+
+def bootstrap_labels(
+    records: DataFrame, compared: DataFrame, matching: MatchingConfig, u: dict[str, float], n: int, seed: int
+) -> DataFrame:
     """Sure matches and sure non-matches among compared candidates, ``n`` at most, half each.
 
-    Sure match: no field disagrees and the agreement weight is at least 12 (bits).
-    Sure non-match: the weight is at most 0 and at least two fields disagree.
-    Within each kind, pairs are spread over the weight range so that the model sees the
-    least obvious ones too.
+    Each candidate's match probability comes from :func:`em_posteriors` (unsupervised
+    Fellegi-Sunter); sure means at least 0.99 or at most 0.01, and a sure match also needs
+    no more than one disagreeing field. Within each kind, pairs are spread over agreement
+    patterns (:func:`diverse_pairs`) so the model sees the least obvious sure pairs too.
+    When the candidates hold too few sure non-matches (blocking does its job), random pairs
+    of records make up the rest.
     """
-    from cdi_spark.resolve.labels import pairs_to_label
-
-    sure_match = compared.filter((F.col("diff") == 0) & (F.col("weight") >= _SURE_MATCH_WEIGHT))
-    sure_non = compared.filter((F.col("weight") <= _SURE_NON_MATCH_WEIGHT) & (F.col("diff") >= 2))
+    posteriors = em_posteriors(compared, matching, u)
+    spark = compared.sparkSession
+    table = spark.createDataFrame(list(posteriors.items()), "pattern string, posterior double")
+    scored = compared.join(F.broadcast(table), "pattern")
+    sure_match = scored.filter((F.col("posterior") >= 0.99) & (F.col("diff") <= 1))
+    sure_non = scored.filter(F.col("posterior") <= 0.01)
     half = n // 2
-    picked_match = pairs_to_label(sure_match, half, seed=seed, similarity="similarity")
-    picked_non = pairs_to_label(sure_non, n - half, seed=seed, similarity="similarity")
+    picked_match = diverse_pairs(sure_match, half, seed).select("left_key", "right_key").cache()
+    picked_non = diverse_pairs(sure_non, n - half, seed).select("left_key", "right_key").cache()
+    missing = n - half - picked_non.count()
+    if missing > 0:  # few candidates are sure strangers: add random pairs of records, nearly always strangers
+        log.info(
+            "bootstrap: %d sure non-matches among the candidates; adding %d random pairs", n - half - missing, missing
+        )
+        picked_non = picked_non.unionByName(random_pairs(records, missing, seed, exclude=compared))
     return picked_match.select("left_key", "right_key", F.lit(True).alias("is_match")).unionByName(
         picked_non.select("left_key", "right_key", F.lit(False).alias("is_match"))
     )
+
+
+def random_pairs(records: DataFrame, n: int, seed: int, *, exclude: DataFrame | None = None) -> DataFrame:
+    """About ``n`` pairs of records drawn at random (records sharing a hash bucket), not in ``exclude``.
+
+    No window over the whole table and no cross join: records are hashed into buckets of
+    about two and paired inside their bucket.
+    """
+    total = records.count()
+    buckets = max(total // 2, 1)
+    hashed = records.select("record_key", F.pmod(F.xxhash64(F.lit(seed), "record_key"), F.lit(buckets)).alias("_b"))
+    left, right = hashed.alias("l"), hashed.alias("r")
+    pairs = left.join(right, (F.col("l._b") == F.col("r._b")) & (F.col("l.record_key") < F.col("r.record_key")))
+    pairs = pairs.select(F.col("l.record_key").alias("left_key"), F.col("r.record_key").alias("right_key"))
+    if exclude is not None:
+        pairs = pairs.join(exclude.select("left_key", "right_key"), ["left_key", "right_key"], "left_anti")
+    return pairs.orderBy(F.xxhash64(F.lit(seed), "left_key", "right_key")).limit(n)
 
 
 def _balanced(labels: DataFrame, n: int, seed: int) -> DataFrame:
@@ -322,12 +408,15 @@ def training_pairs(
         )
     candidates = candidates or candidate_pairs(records, matching.blocking)
     names = [f.name for f in matching.fields]
-    compared = compare(records, candidates.pairs, matching, u_probabilities(records, names))
-    picked = bootstrap_labels(compared, training.max_labels, training.seed).cache()
+    u = u_probabilities(records, names)
+    compared = compare(records, candidates.pairs, matching, u).cache()
+    picked = bootstrap_labels(records, compared, matching, u, training.max_labels, training.seed).cache()
     counts = {r["is_match"]: r["count"] for r in picked.groupBy("is_match").count().collect()}
+    compared.unpersist()
     log.warning(
         "train: no labels to learn from, so the model is bootstrapped from %d sure matches and %d sure "
-        "non-matches picked by field agreement; label pairs (cdi-spark label / import-labels) for a better model",
+        "non-matches picked by field agreement (unsupervised Fellegi-Sunter); label pairs "
+        "(cdi-spark label / import-labels) for a better model",
         counts.get(True, 0),
         counts.get(False, 0),
     )
