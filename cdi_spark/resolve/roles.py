@@ -10,11 +10,12 @@ proposes a ``matching.yml`` for it (:func:`matching_config_for`, :func:`render_m
 
 How a role is chosen: the header is normalised ("D.O.B." -> ``dob``, "addr_line_1" ->
 ``addr line``) and looked up in word lists (a *strong* guess: ``dob``, ``surname``, ``zip``;
-or a *weak* one: ``date``, ``number``, ``code``). The sample's values are profiled in two
-small Spark jobs over a long (column, value) frame: shares that are emails, dates
-(:func:`~cdi_spark.standardize.dates.date_parser` in each day order), valid phone numbers
-(:func:`~cdi_spark.standardize.phones.parse_phone` in a few default regions), street lines,
-digit strings by length, letter codes, words, known given names. Content decides for
+or a *weak* one: ``date``, ``number``, ``code``). The sample's values are profiled by three
+small Spark jobs over a long (column, value) frame: shares that are emails, yes/no flags,
+street lines, postcodes, digit strings by length, letter codes, words, known given names;
+then dates (:func:`~cdi_spark.standardize.dates.date_parser`, in the day order the numeric
+dates show) and valid phone numbers (:func:`~cdi_spark.standardize.phones.parse_phone`,
+with each of a few default regions), for the columns that look like them. Content decides for
 meaningless headers (``col7``, ``x``), confirms or overturns a weak header, and overturns a
 strong one only when the values are unmistakably something else (a "phone" column of
 email addresses). Everything is deterministic: the sample is the first ``sample_rows`` rows
@@ -119,7 +120,8 @@ def read_people_csv(spark: SparkSession, paths: Sequence[str], id_column: str) -
     """Read CSV files of people: every column as text, plus ``_input`` (the file).
 
     Files with different columns are unioned by name (a column a file lacks is null there).
-    Values and header names are trimmed; an empty value is null.
+    Values and header names are trimmed; an empty value is null. A quoted value may not span
+    lines: files are split to be read in parallel.
 
     Args:
         spark: the session.
@@ -307,7 +309,7 @@ def _label(role: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Content profile of a sample (two small Spark jobs over a long (column, value) frame)
+# Content profile of a sample (small Spark jobs over a long (column, value) frame)
 # --------------------------------------------------------------------------------------------
 
 _NOT_THOROUGHFARES = ("unit", "floor", "building", "po", "mount", "fort", "north", "south", "east", "west")
@@ -403,8 +405,11 @@ def _date_counts(values: DataFrame, orders: dict[str, str]) -> dict[str, dict[st
     # One parser per day order present (usually one): each is a large expression.
     parsed = F.coalesce(*[F.when(column.isin(*cs), date_parser(o)(F.col("value"))) for o, cs in sorted(groups.items())])
     dated = values.filter(column.isin(*orders) & F.col("value").isNotNull()).select("column", parsed.alias("date"))
-    aggs = [_count(F.col("date").isNotNull()).alias("date"), _count(F.year("date").between(*BIRTH_YEARS))]
-    return _by_column(dated.groupBy("column").agg(*aggs[:1], aggs[1].alias("birth_years")).collect())
+    counts = dated.groupBy("column").agg(
+        _count(F.col("date").isNotNull()).alias("date"),
+        _count(F.year("date").between(*BIRTH_YEARS)).alias("birth_years"),
+    )
+    return _by_column(counts.collect())  # counts per column: metadata
 
 
 @cache
@@ -840,23 +845,28 @@ def match_frame(
     if formats is None:
         formats = infer_formats(df, roles, sample_rows=sample_rows)
     # Phones and birth dates are parsed per column (each has its own region or day order).
-    single = {f"_{role}_{i}": c for role in ("phone", "birth_date") for i, c in enumerate(by_role.get(role, []))}
+    phones = {f"_phone_{i}": c for i, c in enumerate(by_role.get("phone", []))}
+    births = {f"_birth_{i}": c for i, c in enumerate(by_role.get("birth_date", []))}
     keep = [INPUT_COLUMN] if INPUT_COLUMN in df.columns else []
     base = df.select(
         F.trim(_col(id_column).cast("string")).alias("record_key"),
         *[_raw(columns, role).alias(f"_raw_{role}") for role, columns in by_role.items()],
-        *[squish(_col(c).cast("string")).alias(name) for name, c in single.items()],
+        *[squish(_col(c).cast("string")).alias(name) for name, c in {**phones, **births}.items()],
         *keep,
     )
-    parsed = base.withColumns(_parsed_columns(by_role, single, country, formats))
+    parsed = base.withColumns(_parsed_columns(by_role, phones, births, country, formats))
     cleaned = parsed.withColumns(_clean_columns(by_role, country))
     return cleaned.select("record_key", *match_columns(roles), *keep)
 
 
 def _parsed_columns(
-    by_role: dict[str, list[str]], single: dict[str, str], country: str | None, formats: dict
+    by_role: dict[str, list[str]],
+    phones: dict[str, str],
+    births: dict[str, str],
+    country: str | None,
+    formats: dict[str, str | None],
 ) -> dict[str, Column]:
-    """Struct and date columns computed once and read by :func:`_clean_columns`."""
+    """Struct, phone and date columns computed once; :func:`_clean_columns` reads them."""
     out: dict[str, Column] = {}
     if "full_name" in by_role:
         # NFKC is left out: name_key folds accents and full-width forms itself, and the
@@ -865,11 +875,12 @@ def _parsed_columns(
     if "email" in by_role:
         # Cleaned once here: standardize_email's struct would repeat the cleaning in each field.
         out["_email"] = clean_email(F.col("_raw_email"))
-    phones = [parse_phone(F.col(n), country or formats.get(c))["e164"] for n, c in single.items() if n[1] == "p"]
     if phones:  # the first valid number wins
-        out["phone_e164"] = F.coalesce(*phones)
-    dates = [date_parser(formats.get(c) or "YMD")(F.col(n)) for n, c in single.items() if n[1] == "b"]
-    if dates:
+        out["phone_e164"] = F.coalesce(
+            *[parse_phone(F.col(n), country or formats.get(c))["e164"] for n, c in phones.items()]
+        )
+    if births:
+        dates = [date_parser(formats.get(c) or "YMD")(F.col(n)) for n, c in births.items()]
         out["birth_date"] = F.coalesce(*dates).cast("string")
     return out
 
@@ -1043,7 +1054,8 @@ def render_matching_yaml(roles: Sequence[ColumnRole]) -> str:
         "  keys:",
         *[f"    - {_flow(k)}" for k in cfg["blocking"]["keys"]],
         "",
-        "# Deterministic rules: edges without the model (each needs its key column and given names).",
+        "# Deterministic rules: edges without the model (email and phone also need compatible",
+        "# given names; reference links records of other sources and never applies to files).",
         f"rules: {_flow(cfg['rules'])}",
         f"max_key_frequency: {_flow(cfg['max_key_frequency'])}",
         f"model_dir: {_flow(cfg['model_dir'])}",

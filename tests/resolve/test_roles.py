@@ -185,13 +185,16 @@ def test_duplicate_ids_across_inputs_name_the_ids_and_files(spark, tmp_path):
     assert "a.csv and" in message and "b.csv" in message
 
 
-def test_inputs_with_different_columns_are_unioned_by_name(spark, tmp_path):
-    a = _csv(tmp_path, "a.csv", "rec_id,given_name,surname\nA1,ann,lee\n")
-    b = _csv(tmp_path, "b.csv", "surname,rec_id,email\nray,B1,bob@x.com\n")
+def test_inputs_with_different_columns_are_unioned_by_name_and_all_profiled(spark, tmp_path):
+    a = _csv(tmp_path, "a.csv", "rec_id,given_name,surname\n" + "".join(f"A{i},ann,lee\n" for i in range(6)))
+    b = _csv(tmp_path, "b.csv", "surname,rec_id,email\nray,B1,bob@x.com\nkim,B2,kim@y.org\n")
     people = read_people_csv(spark, [a, b], "rec_id")
     assert people.columns == ["rec_id", "given_name", "surname", "email", "_input"]
     rows = {r["rec_id"]: r for r in people.collect()}
     assert rows["B1"]["given_name"] is None and rows["B1"]["surname"] == "ray" and rows["B1"]["_input"] == b
+    # The first 5 rows (all from a.csv) hold no email; the sample is topped up from b.csv.
+    roles = {r.column: r for r in infer_roles(people, "rec_id", sample_rows=5)}
+    assert roles["email"].role == "email" and "of 2 sampled values" in roles["email"].reason
 
 
 def test_a_missing_id_column_names_the_file_and_its_columns(spark, tmp_path):
