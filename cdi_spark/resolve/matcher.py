@@ -21,7 +21,7 @@ scored by the model; deterministic rule edges; edges at or above
 The agreement weight (:func:`compare`) is a Fellegi-Sunter style sum over the model's
 fields, with fixed m-probabilities and u-probabilities measured from the data: two records
 agreeing on a rare value is strong evidence, on a common one weak. Each field is compared at
-four levels: ``exact``, ``close`` (edit distance at most a quarter of the longer value),
+four levels: ``exact``, ``close`` (edit distance at most a sixth of the longer value, at least 1),
 ``diff``, and ``null`` (a side is missing: no evidence). The weight orders candidates for
 labelling and picks bootstrap pairs; it never links records by itself.
 """
@@ -154,7 +154,7 @@ def _level(left: Column, right: Column) -> Column:
     return (
         F.when(left.isNull() | right.isNull(), F.lit(None))
         .when(left == right, F.lit("exact"))
-        .when(F.levenshtein(left, right) <= F.greatest(F.lit(1), F.floor(longer / 4)), F.lit("close"))
+        .when(F.levenshtein(left, right) <= F.greatest(F.lit(1), F.floor(longer / 6)), F.lit("close"))
         .otherwise(F.lit("diff"))
     )
 
@@ -228,7 +228,9 @@ def diverse_pairs(compared: DataFrame, n: int, seed: int) -> DataFrame:
     rank = F.row_number().over(
         Window.partitionBy("pattern").orderBy(F.xxhash64(F.lit(seed), "left_key", "right_key"), "left_key", "right_key")
     )
-    limits = F.create_map(*[F.lit(v) for kv in quota.items() for v in kv]) if quota else F.create_map()
+    if not any(quota.values()):
+        return with_pattern.limit(0)
+    limits = F.create_map(*[F.lit(v) for kv in quota.items() for v in kv])
     return (
         with_pattern.withColumn("_rank", rank)
         .filter(F.col("_rank") <= F.coalesce(limits[F.col("pattern")], F.lit(0)))
@@ -322,7 +324,8 @@ def bootstrap_labels(
 
     Each candidate's match probability comes from :func:`em_posteriors` (unsupervised
     Fellegi-Sunter); sure means at least 0.99 or at most 0.01, and a sure match also needs
-    no more than one disagreeing field. Within each kind, pairs are spread over agreement
+    no disagreeing field (people at one address share a surname and street: one differing
+    given name must never look sure). Within each kind, pairs are spread over agreement
     patterns (:func:`diverse_pairs`) so the model sees the least obvious sure pairs too.
     When the candidates hold too few sure non-matches (blocking does its job), random pairs
     of records make up the rest.
@@ -331,7 +334,7 @@ def bootstrap_labels(
     spark = compared.sparkSession
     table = spark.createDataFrame(list(posteriors.items()), "pattern string, posterior double")
     scored = compared.join(F.broadcast(table), "pattern")
-    sure_match = scored.filter((F.col("posterior") >= 0.99) & (F.col("diff") <= 1))
+    sure_match = scored.filter((F.col("posterior") >= 0.99) & (F.col("diff") == 0))
     sure_non = scored.filter(F.col("posterior") <= 0.01)
     half = n // 2
     picked_match = diverse_pairs(sure_match, half, seed).select("left_key", "right_key").cache()

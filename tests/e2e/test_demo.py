@@ -1,4 +1,4 @@
-"""The demo end to end: generated exports -> bronze (+ quarantine) -> silver, twice."""
+"""The demo end to end: generated exports -> bronze (+ quarantine) -> silver -> clusters, twice."""
 
 from __future__ import annotations
 
@@ -22,8 +22,19 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def demo(spark, tmp_path_factory):
     base = tmp_path_factory.mktemp("demo")
-    args = ["demo", "--config", str(ROOT / "conf" / "pipeline.yml"), "--people", "200", "--seed", "5",
-            "--data-dir", str(base / "data"), "--lakehouse", str(base / "lakehouse")]
+    args = [
+        "demo",
+        "--config",
+        str(ROOT / "conf" / "pipeline.yml"),
+        "--people",
+        "200",
+        "--seed",
+        "5",
+        "--data-dir",
+        str(base / "data"),
+        "--lakehouse",
+        str(base / "lakehouse"),
+    ]
     assert main(args) == 0
     return base, args
 
@@ -69,6 +80,35 @@ def test_silver_holds_one_canonical_record_per_person_bearing_source_record(spar
     assert quality.select("source").distinct().count() == silver.select("source").distinct().count()
 
 
+def test_resolve_clusters_every_record_and_matches_the_truth(spark, demo):
+    from cdi_spark.evaluate import evaluate
+    from cdi_spark.resolve.explain import explain_cluster, explain_pair
+    from cdi_spark.resolve.labels import read_generated_truth
+
+    base, _ = demo
+    silver = _table(spark, base, "silver", "customer_records")
+    clusters = _table(spark, base, "silver", "entity_clusters")
+    assert clusters.count() == silver.count() == clusters.select("record_key").distinct().count()
+    labels = _table(spark, base, "silver", "match_labels")
+    assert labels.filter(F.col("origin") != "truth").count() == 0
+    assert 40 <= labels.count() <= 400
+    models = _table(spark, base, "audit", "match_models").collect()
+    assert len(models) == 1 and not models[0]["bootstrapped"]
+    edges = _table(spark, base, "silver", "match_edges")
+    assert {r["rule"] for r in edges.select("rule").distinct().collect()} >= {"email", "model"}
+
+    truth = read_generated_truth(spark, str(base / "data" / "truth")).withColumnRenamed("record_key", "record_id")
+    result = evaluate(truth, clusters.withColumnRenamed("record_key", "record_id"), allow_missing=True)
+    assert result.precision >= 0.95 and result.recall >= 0.95, result
+
+    cfg = load_config(ROOT / "conf" / "pipeline.yml", lakehouse=str(base / "lakehouse"))
+    edge = edges.filter(F.col("rule") == "model").first()
+    text = explain_pair(spark, cfg, edge["left_key"], edge["right_key"])
+    assert "direct edges: model" in text and "given_name_key" in text
+    cluster_id = clusters.filter(F.col("record_key") == edge["left_key"]).first()["cluster_id"]
+    assert f"<-> {edge['right_key']}: model" in explain_cluster(spark, cfg, cluster_id)
+
+
 def test_second_run_adds_no_rows(spark, demo):
     base, args = demo
     before = {(t.layer, t.name): t.rows for t in summarize(spark, base / "lakehouse")}
@@ -82,8 +122,12 @@ def test_second_run_adds_no_rows(spark, demo):
 def test_job_script_reports_a_config_error_without_a_traceback(tmp_path):
     bad = tmp_path / "pipeline.yml"
     bad.write_text("lakehouse: x\nstagez: [ingest]\n")
-    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "run_pipeline.py"), "--config", str(bad)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "run_pipeline.py"), "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "stagez: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr

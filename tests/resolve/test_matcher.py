@@ -67,6 +67,7 @@ def test_diverse_pairs_cover_every_pattern(spark):
     assert len(chosen) == 4
     assert {r["pattern"] for r in chosen} == {"exact|exact", "diff|exact"}
     assert chosen == matcher.diverse_pairs(compared.repartition(3), 4, seed=1).collect()
+    assert matcher.diverse_pairs(compared.limit(0), 4, seed=1).count() == 0
 
 
 def test_em_finds_matches_and_non_matches_without_labels(spark):
