@@ -304,6 +304,26 @@ def header_role(header: str) -> tuple[str, bool] | None:
     return None if guess is None else (guess.role, guess.strong)
 
 
+def guess_id_column(columns: Sequence[str]) -> str | None:
+    """The first column whose header names a record id ("rec_id", "Customer ID", "person_no"), or None.
+
+    For ``init-matching`` when no id column is given; a national id ("soc_sec_id", "SSN") is
+    not a record id.
+
+    Example:
+        >>> guess_id_column(["given_name", "soc_sec_id", "rec_id"])
+        'rec_id'
+    """
+    for column in columns:
+        words = [w for w in _header_words(column) if not w.isdigit()]
+        if words and words[-1] in _ID_WORDS and header_role(column) == ("other", True):
+            return column
+    return None
+
+
+_ID_WORDS = ("id", "key", "uuid", "guid", "no", "number", "nr", "num")
+
+
 def _label(role: str) -> str:
     return {"other": "a field not used for matching", "email": "an email"}.get(role, "a " + role.replace("_", " "))
 

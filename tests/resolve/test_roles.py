@@ -16,6 +16,7 @@ from cdi_spark.resolve.roles import (
     DuplicateIdError,
     InputError,
     format_roles,
+    guess_id_column,
     header_role,
     infer_roles,
     match_frame,
@@ -91,6 +92,12 @@ HEADERS = [
 @pytest.mark.parametrize("header,expected", HEADERS)
 def test_header_words_name_a_role_or_hint_at_one(header, expected):
     assert header_role(header) == expected
+
+
+def test_the_record_id_column_is_guessed_from_headers_not_national_ids():
+    assert guess_id_column(["given_name", "soc_sec_id", "rec_id", "customer_id"]) == "rec_id"
+    assert guess_id_column(["First Name", "Customer ID"]) == "Customer ID"
+    assert guess_id_column(["name", "SSN", "phone number"]) is None
 
 
 def test_odd_headers_and_meaningless_ones_get_roles_from_header_and_content(spark):
