@@ -108,9 +108,9 @@ def test_odd_headers_and_meaningless_ones_get_roles_from_header_and_content(spar
             ("2", "Mary", "Jones", "1990-07-01", "4 Elm Road", None, "10115", "mary.j@example.org",
              "01/15/1990", "202-456-1414", "987-65-4321", "F"),
             ("3", "Bill", "Nguyen", "1979-11-23", "77 Ocean Drive", "Suite 2", "94105", "bill@example.net",
-             "03/02/1979", "(415) 555-0132", "555-12-3456", "M"),
+             "03/02/1979", "(617) 253-1000", "555-12-3456", "M"),
             ("4", "Jennifer", "Okafor", "2001-01-05", "9 Hill Lane", None, "60601", "jen.okafor@example.com",
-             "11/20/2001", "312 555 0199", "321-54-9876", "F"),
+             "11/20/2001", "312 744 5000", "321-54-9876", "F"),
         ],
         "id string, `First Name ` string, SURNAME string, `D.O.B.` string, addr_line_1 string, "
         "addr_line_2 string, `Zip/Postal` string, col7 string, x string, `Tel#` string, field_7 string, "
