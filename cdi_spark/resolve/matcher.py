@@ -54,6 +54,7 @@ _M = {"exact": 0.85, "close": 0.10, "diff": 0.05}
 # the cap it can settle on "everything is a match" when blocking made every candidate agree on
 # one rare field.
 _MAX_M_DIFF = 0.2
+_SURE_NON_MATCH_DIFFS = 3
 TF_LIMITS = (0.001, 4.0)  # the term-frequency factor on the model's odds stays in this range
 
 
@@ -323,7 +324,8 @@ def bootstrap_labels(
     """Sure matches and sure non-matches among compared candidates, ``n`` at most, half each.
 
     Each candidate's match probability comes from :func:`em_posteriors` (unsupervised
-    Fellegi-Sunter); sure means at least 0.99 or at most 0.01, and a sure match also needs
+    Fellegi-Sunter); sure means at least 0.99 or at most 0.01 (or three fields disagreeing:
+    a sure non-match), and a sure match also needs
     no disagreeing field (people at one address share a surname and street: one differing
     given name must never look sure). Within each kind, pairs are spread over agreement
     patterns (:func:`diverse_pairs`) so the model sees the least obvious sure pairs too.
@@ -335,7 +337,9 @@ def bootstrap_labels(
     table = spark.createDataFrame(list(posteriors.items()), "pattern string, posterior double")
     scored = compared.join(F.broadcast(table), "pattern")
     sure_match = scored.filter((F.col("posterior") >= 0.99) & (F.col("diff") == 0))
-    sure_non = scored.filter(F.col("posterior") <= 0.01)
+    # Three fields disagreeing outright is a non-match whatever the rest: address fields
+    # agree together (one household), which the independence of Fellegi-Sunter overcounts.
+    sure_non = scored.filter((F.col("posterior") <= 0.01) | (F.col("diff") >= _SURE_NON_MATCH_DIFFS))
     half = n // 2
     picked_match = diverse_pairs(sure_match, half, seed).select("left_key", "right_key").cache()
     picked_non = diverse_pairs(sure_non, n - half, seed).select("left_key", "right_key").cache()

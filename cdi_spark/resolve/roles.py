@@ -982,6 +982,10 @@ def _part_columns(part: str) -> list[str]:
     return [a for a in args if not a.isdigit()]
 
 
+# Names: agreeing on a common one ("smith") is weaker evidence than on a rare one.
+_FREQUENCY_FIELDS = ("given_name_key", "family_name_key")
+
+
 def matching_config_for(roles: Sequence[ColumnRole]) -> dict:
     """The matching settings for a file with these roles, as the plain mapping ``matching.yml`` holds.
 
@@ -1013,7 +1017,10 @@ def matching_config_for(roles: Sequence[ColumnRole]) -> dict:
     blocking_defaults = {f.name: f.default for f in dataclasses.fields(BlockingConfig) if f.name != "keys"}
     matching_defaults = {f.name: f.default for f in dataclasses.fields(MatchingConfig)}
     return {
-        "fields": [{"name": c, "match_type": FIELD_TYPES[c]} for c in columns],
+        "fields": [
+            {"name": c, "match_type": FIELD_TYPES[c], **({"term_frequency": True} if c in _FREQUENCY_FIELDS else {})}
+            for c in columns
+        ],
         "blocking": {**blocking_defaults, "keys": keys},
         "rules": [rule for rule, needs in _RULE_NEEDS.items() if set(needs) <= present],
         "max_key_frequency": matching_defaults["max_key_frequency"],

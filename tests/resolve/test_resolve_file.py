@@ -45,7 +45,8 @@ def people_files(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     truth = folder / "truth.csv"
     with truth.open("w", newline="") as out:
         csv.writer(out).writerows([("record_id", "entity_id"), *((r[0], r[1]) for r in rows)])
-    # 60 matching pairs and 60 pairs of strangers sharing a surname, as a steward might label them.
+    # 60 matching pairs and 60 pairs of different people, as a steward who knows the hard cases
+    # would label them: relatives at one address first, then strangers sharing a surname.
     by_entity: dict[str, list[tuple]] = {}
     for r in rows:
         by_entity.setdefault(r[1], []).append(r)
@@ -53,9 +54,10 @@ def people_files(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     by_family: dict[str, list[tuple]] = {}
     for r in sorted(rows):
         by_family.setdefault(r[3].lower(), []).append(r)
-    strangers = [
-        (a[0], b[0], "no") for g in by_family.values() for a, b in itertools.combinations(g, 2) if a[1] != b[1]
-    ][:60]
+    different = [(a, b) for g in by_family.values() for a, b in itertools.combinations(g, 2) if a[1] != b[1]]
+    relatives = [(a[0], b[0], "no") for a, b in different if a[5] and a[5] == b[5]][:40]
+    strangers = [(a[0], b[0], "no") for a, b in different if a[5] != b[5]][: 60 - len(relatives)]
+    strangers = relatives + strangers
     labels = folder / "labels.csv"
     with labels.open("w", newline="") as out:
         csv.writer(out).writerows([("left_id", "right_id", "is_match"), *matches, *strangers])
