@@ -130,8 +130,6 @@ def _run_demo_pipeline(spark, cfg: PipelineConfig, data_dir: Path) -> list:
     """Run the stages; before the first matching stage, if nobody has labelled pairs yet,
     label some from the generator's ground truth (as a data steward would) so that a real
     model is trained without a person."""
-    from dataclasses import replace
-
     from cdi_spark import delta_io
     from cdi_spark.pipeline import new_run_id, run_pipeline
     from cdi_spark.resolve.labels import read_generated_truth
@@ -141,11 +139,11 @@ def _run_demo_pipeline(spark, cfg: PipelineConfig, data_dir: Path) -> list:
     first = next((i for i, s in enumerate(cfg.stages) if s in ("train_matcher", "resolve")), None)
     if first is None or delta_io.exists(spark, labels_path(cfg)):
         return run_pipeline(spark, cfg, run_id=run_id)
-    reports = run_pipeline(spark, replace(cfg, stages=cfg.stages[:first]), run_id=run_id)
+    reports = run_pipeline(spark, cfg.with_stages(cfg.stages[:first]), run_id=run_id)
     with timed() as clock:
         written = label_from_truth(spark, cfg, read_generated_truth(spark, str(data_dir / "truth")), run_id=run_id)
     log.info("demo: %d candidate pairs labelled from the ground truth in %.1f s", written, clock["seconds"])
-    return reports + run_pipeline(spark, replace(cfg, stages=cfg.stages[first:]), run_id=run_id)
+    return reports + run_pipeline(spark, cfg.with_stages(cfg.stages[first:]), run_id=run_id)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

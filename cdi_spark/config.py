@@ -324,6 +324,13 @@ class PipelineConfig:
         if order != sorted(order) or len(set(order)) != len(order):
             raise ValueError(f"stages must be in pipeline order {', '.join(STAGE_NAMES)}")
 
+    def with_stages(self, stages: tuple[str, ...] | list[str]) -> PipelineConfig:
+        """A copy that runs other stages (the loaded sources and the file path are kept)."""
+        copy = dataclasses.replace(self, stages=tuple(stages))
+        object.__setattr__(copy, "sources", self.sources)
+        object.__setattr__(copy, "path", self.path)
+        return copy
+
     @property
     def spark(self) -> SparkProfile:
         """The Spark profile this run uses."""

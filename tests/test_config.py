@@ -155,3 +155,11 @@ def test_readme_source_example_is_a_valid_source(tmp_path):
     source = load_file(SourceConfig, example)
     assert source.mapping is not None
     assert source.mapping.fields["street"] == ("Addr1", "Addr2")
+
+
+def test_with_stages_keeps_the_loaded_sources(conf_dir):
+    cfg = load_config(conf_dir / "pipeline.yml")
+    other = cfg.with_stages(["ingest"])
+    assert other.stages == ("ingest",)
+    assert other.sources == cfg.sources and other.sources
+    assert other.path == cfg.path

@@ -325,10 +325,10 @@ def bootstrap_labels(
 
     Each candidate's match probability comes from :func:`em_posteriors` (unsupervised
     Fellegi-Sunter); sure means at least 0.99 or at most 0.01 (or three fields disagreeing:
-    a sure non-match), and a sure match also needs
-    no disagreeing field (people at one address share a surname and street: one differing
-    given name must never look sure). Within each kind, pairs are spread over agreement
-    patterns (:func:`diverse_pairs`) so the model sees the least obvious sure pairs too.
+    a sure non-match), and a sure match also has at most one disagreeing field (a replaced
+    value is common in true pairs; relatives at one address differ in more). Within each
+    kind, pairs are spread over agreement patterns (:func:`diverse_pairs`) so the model sees
+    the least obvious sure pairs too.
     When the candidates hold too few sure non-matches (blocking does its job), random pairs
     of records make up the rest.
     """
@@ -336,7 +336,7 @@ def bootstrap_labels(
     spark = compared.sparkSession
     table = spark.createDataFrame(list(posteriors.items()), "pattern string, posterior double")
     scored = compared.join(F.broadcast(table), "pattern")
-    sure_match = scored.filter((F.col("posterior") >= 0.99) & (F.col("diff") == 0))
+    sure_match = scored.filter((F.col("posterior") >= 0.99) & (F.col("diff") <= 1))
     # Three fields disagreeing outright is a non-match whatever the rest: address fields
     # agree together (one household), which the independence of Fellegi-Sunter overcounts.
     sure_non = scored.filter((F.col("posterior") <= 0.01) | (F.col("diff") >= _SURE_NON_MATCH_DIFFS))
