@@ -197,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML for Spark settings")
     ev.set_defaults(func=cmd_evaluate)
 
+    from cdi_spark.bench import add_arguments as bench_arguments
+    from cdi_spark.bench import cmd_bench
+
+    bench = sub.add_parser("bench", help="benchmark the pipeline's stages on generated data",
+                           description=cmd_bench.__doc__)
+    bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+
     from cdi_spark.resolve.commands import add_commands
 
     add_commands(sub)
