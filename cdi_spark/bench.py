@@ -443,6 +443,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--results", default=DEFAULT_RESULTS, help="JSON Lines file the runs are appended to (default: %(default)s)"
     )
     parser.add_argument("--profile", help="Spark profile of the config (default: the config's)")
+    parser.add_argument("--note", help="free text kept with the result line (what this run compares)")
 
 
 def _load(args: argparse.Namespace) -> PipelineConfig:
@@ -490,6 +491,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "spark_conf": {k: v for k, v in cfg.spark.conf.items()},
             "master": cfg.spark.master,
             "runs": [[asdict(r) for r in runs] for runs in repeats],
+            "note": args.note,
         }
         append_result(Path(args.results), record)
         log.info("bench: %s people appended to %s", f"{people:,}", args.results)

@@ -40,18 +40,27 @@ Guarantees
   size or time changed after loading is reported (``IngestResult.changed_files``, a log
   warning) and not loaded again. A crash after the bronze commit and before the manifest
   commit would reload the run's files next time (bronze rows carry ``_batch_id`` to undo).
-- Row conservation per file: records read = bronze rows + quarantine rows, checked with
-  separate Spark jobs and against each Delta commit's ``numOutputRows``; a mismatch raises
-  :class:`~cdi_spark.errors.StageError` and fails the run.
+- Row conservation per file: records read = bronze rows + quarantine rows. The checks only
+  add columns to the reader's records (no filter, join or union), so each record is one
+  checked row; one aggregation over the cached checked rows counts read / bronze /
+  quarantined per file, and each Delta commit's ``numOutputRows`` must equal its count, or
+  :class:`~cdi_spark.errors.StageError` fails the run.
 - Schema drift: a new column is added to bronze by Delta schema evolution and reported in
   ``IngestResult.new_columns``; a file without a required (or key) column fails its source
   with the file and column named; a value that no longer parses as its declared type is
   quarantined (``wrong_type``) row by row.
 - A source with no matching files, a zero-byte or unreadable file, or a file without a
   required column gets ``IngestResult.error``; the other sources still load.
-- Parallel: files are read by Spark in byte-range splits; the driver handles only file
-  lists, per-file headers / key sets, and counts. Line numbering and multi-line CSV
-  records are explained in :mod:`cdi_spark.ingest.text`.
+- Parallel and few passes: files are read by Spark in byte-range splits; the driver handles
+  only file lists, per-split line counts and headers, per-file counts and key sets. Per
+  source: one pass numbers the lines (text formats) and learns each file's header; one pass
+  parses and checks the records into a cache while grouping their keys (duplicates); then
+  one count over the cache, and quarantine and bronze written from it, one Delta commit
+  each; one manifest commit ends the run.
+  Two sources load at once (``PARALLEL_SOURCES``), so one's driver work and one-task stages
+  overlap the other's Spark jobs; per-source seconds then overlap too. Line
+  numbering and multi-line CSV records are explained in :mod:`cdi_spark.ingest.lines` and
+  :mod:`cdi_spark.ingest.text`.
 
 Example:
     >>> results = ingest(spark, cfg, run_id="20240501T120000Z-1a2b3c")

@@ -139,19 +139,22 @@ def plan(files: list[RawFile], loaded: dict[str, tuple[int, int]]) -> FilePlan:
     return FilePlan(tuple(new), tuple(unchanged), tuple(changed))
 
 
-def manifest_rows(
-    spark: SparkSession,
-    source: str,
-    files: list[RawFile],
-    counts: dict[str, tuple[int, int, int]],
-    *,
-    run_id: str,
-    ingested_at: datetime,
-    bronze_version: int | None,
-) -> DataFrame:
-    """Manifest rows for the files just loaded; ``counts`` is path -> (read, bronze, quarantined)."""
+@dataclass(frozen=True)
+class Loaded:
+    """The files of one source a run loaded, their counts and the bronze version (metadata)."""
+
+    source: str
+    files: tuple[RawFile, ...]
+    counts: dict[str, tuple[int, int, int]]  # path -> (read, bronze, quarantined)
+    bronze_version: int | None
+
+
+def manifest_rows(spark: SparkSession, loaded: list[Loaded], *, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Manifest rows for the files just loaded, one per file."""
     rows = [
-        (source, f.path, f.size, f.modified_at, run_id, ingested_at, *counts.get(f.path, (0, 0, 0)), bronze_version)
-        for f in files
-    ]
+        (s.source, f.path, f.size, f.modified_at, run_id, ingested_at, *s.counts.get(f.path, (0, 0, 0)),
+         s.bronze_version)
+        for s in loaded
+        for f in s.files
+    ]  # fmt: skip
     return spark.createDataFrame(rows, MANIFEST_SCHEMA)

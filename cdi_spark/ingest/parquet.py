@@ -9,6 +9,9 @@ already has in bronze, else its type in the first file that has it. A file whose
 has another type is a broken contract: integer widening (int -> long, float -> double) is
 applied, anything else sends every row of that file to quarantine as ``wrong_type`` with
 the column named, instead of failing the write or coercing values silently.
+
+A quarantined row's ``_raw`` is its JSON, made by the checks for rejected rows only (every
+row of a file with a wrong type: before the wrong column is nulled).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def parse_parquet(
         wrong = [f for f in schema.fields if not _fits(f.dataType, targets[f.name])]
         df = spark.read.parquet(*files)
         data = list(df.columns)
-        error = no_error()
+        error, raw = no_error(), F.lit(None).cast("string")  # raw JSON: made by the checks for rejected rows
         if wrong:
             first = wrong[0]
             detail = F.format_string(
@@ -80,6 +83,7 @@ def parse_parquet(
                 F.col("_metadata.file_path"), F.col("_metadata.row_index") + 1,
             )
             error = parse_error("wrong_type", detail, first.name)
+            raw = F.to_json(F.struct(*[F.col(c) for c in data]))  # before the wrong column is nulled
         wrong_names = {w.name for w in wrong}
         kept = [(F.lit(None) if c in wrong_names else F.col(c)).cast(targets[c]).alias(c) for c in data]
         frames.append(
@@ -87,7 +91,7 @@ def parse_parquet(
                 F.col("_metadata.file_path").alias("_file"),
                 (F.col("_metadata.row_index") + 1).alias("_line"),
                 F.lit("row").alias("_position"),
-                F.to_json(F.struct(*[F.col(c) for c in data])).alias("_raw"),
+                raw.alias("_raw"),
                 F.lit(True).alias("_decodable"),
                 error.alias("_parse_error"),
                 *kept,
@@ -97,4 +101,4 @@ def parse_parquet(
     for frame in frames[1:]:
         out = out.unionByName(frame, allowMissingColumns=True)
     columns = {path: schemas[path].fieldNames() for path in paths}
-    return Parsed(out.select(*RECORD_META, *[c for c in out.columns if c not in RECORD_META]), columns)
+    return Parsed(out.select(*RECORD_META, *[F.col(f"`{c}`") for c in out.columns if c not in RECORD_META]), columns)

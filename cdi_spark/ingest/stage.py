@@ -6,10 +6,16 @@ See the package docstring (:mod:`cdi_spark.ingest`) for the tables and the desig
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from py4j.protocol import Py4JJavaError
+from pyspark import StorageLevel
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -18,15 +24,24 @@ from cdi_spark import delta_io, tables
 from cdi_spark.config import PipelineConfig, SourceConfig
 from cdi_spark.errors import CdiError, StageError
 from cdi_spark.ingest import files as raw_files
-from cdi_spark.ingest.checks import ERROR, classify, data_columns
+from cdi_spark.ingest.checks import ERROR, check_records, data_columns, duplicate_groups, mark_duplicates
 from cdi_spark.ingest.parquet import parse_parquet
 from cdi_spark.ingest.text import Parsed, parse_csv, parse_json_arrays, parse_json_lines, reject_missing
 from cdi_spark.logs import timed
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STAGE = "ingest"
+# Sources loaded at once. One source's driver-side work (planning, Delta commits) and its
+# one-task stages (a JSON array file, a small file) leave task slots idle; another source fills them.
+PARALLEL_SOURCES = 2
+# More keys held twice in one file than this: join them without broadcasting (never seen in practice).
+BROADCAST_DUPLICATES = 1_000_000
 # Column mapping lets bronze keep export column names with spaces ("Customer ID") as they are.
 TABLE_PROPERTIES = {"delta.columnMapping.mode": "name"}
+# A table is created with its properties set as session defaults for the duration of the
+# write (delta_io): creations must not overlap, or one could miss or undo another's defaults.
+_CREATING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,7 @@ class _Context:
     run_id: str
     ingested_at: datetime
     loaded: dict[str, dict[str, tuple[int, int]]]  # the manifest: source -> file -> (size, ms)
+    loaded_now: list[raw_files.Loaded] = field(default_factory=list)  # for the manifest, written by ingest()
 
     def path(self, layer: str, name: str) -> str:
         return tables.table_path(self.cfg.lakehouse, layer, name)
@@ -93,28 +109,61 @@ def ingest(spark: SparkSession, cfg: PipelineConfig, *, run_id: str) -> list[Ing
         One :class:`IngestResult` per source.
 
     Raises:
-        StageError: rows read do not equal bronze + quarantine rows for some file.
+        StageError: a bronze or quarantine commit did not write the rows counted for it, so
+            rows read would not equal bronze + quarantine rows.
     """
     delta_io.register_lakehouse(spark, cfg.lakehouse, (tables.BRONZE, tables.QUARANTINE, tables.AUDIT))
     manifest = raw_files.loaded_files(spark, tables.table_path(cfg.lakehouse, tables.AUDIT, tables.INGEST_MANIFEST))
     ctx = _Context(cfg, run_id, datetime.now(UTC), manifest)
-    results = []
-    for source in cfg.sources:
-        with timed() as clock:
+    target = _inheriting(spark, _ingest_logged)
+    with ThreadPoolExecutor(max_workers=PARALLEL_SOURCES, thread_name_prefix="ingest") as pool:
+        futures = [pool.submit(target, spark, source, ctx) for source in cfg.sources]
+        results, failure = [], None
+        for future in futures:
             try:
-                result = ingest_source(spark, source, ctx)
-            except StageError:
-                raise
-            except CdiError as exc:
-                result = IngestResult(source.name, error=str(exc))
-            except (PySparkException, Py4JJavaError) as exc:
-                first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-                message = f"source {source.name}: Spark could not read it: {first[:500]}"
-                result = IngestResult(source.name, error=message)
-        result = _with_seconds(result, clock["seconds"])
-        _log(result)
-        results.append(result)
+                results.append(future.result())
+            except StageError as exc:  # let the running sources finish, start no other
+                failure = failure or exc
+                for pending in futures:
+                    pending.cancel()
+    _record(spark, ctx)  # the sources committed, also when one of them failed
+    if failure:
+        raise failure
     return results
+
+
+def _inheriting(spark: SparkSession, function: Callable[..., T]) -> Callable[..., T]:
+    """``function`` for a worker thread: it runs with a copy of this thread's Spark local
+    properties (job group, scheduler pool), as Spark jobs started here would.
+
+    (PySpark's ``inheritable_thread_target`` hands the same ``Properties`` object to every
+    thread, and Spark writes per-query properties into it.)
+    """
+    context = spark.sparkContext._jsc.sc()
+    properties = context.getLocalProperties().clone()
+
+    def run(*args: object) -> T:
+        context.setLocalProperties(properties.clone())
+        return function(*args)
+
+    return run
+
+
+def _ingest_logged(spark: SparkSession, source: SourceConfig, ctx: _Context) -> IngestResult:
+    """:func:`ingest_source`, its time, and its errors turned into ``IngestResult.error`` (logged)."""
+    with timed() as clock:
+        try:
+            result = ingest_source(spark, source, ctx)
+        except StageError:
+            raise
+        except CdiError as exc:
+            result = IngestResult(source.name, error=str(exc))
+        except (PySparkException, Py4JJavaError) as exc:
+            first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            result = IngestResult(source.name, error=f"source {source.name}: Spark could not read it: {first[:500]}")
+    result = _with_seconds(result, clock["seconds"])
+    _log(result)
+    return result
 
 
 def _with_seconds(result: IngestResult, seconds: float) -> IngestResult:
@@ -149,79 +198,97 @@ def _read(spark: SparkSession, source: SourceConfig, paths: list[str], bronze_pa
 
 
 def ingest_source(spark: SparkSession, source: SourceConfig, ctx: _Context) -> IngestResult:
-    """Ingest one source; see :func:`ingest`.
+    """Ingest one source; see :func:`ingest`. Its loaded files go to ``ctx.loaded_now`` for the manifest.
 
     Raises:
         CdiError: the source cannot be loaded (the message says which file and why).
-        StageError: counts do not add up.
+        StageError: a commit's row count differs from the rows counted for it.
     """
-    manifest_path = ctx.path(tables.AUDIT, tables.INGEST_MANIFEST)
-    bronze_path = ctx.path(tables.BRONZE, source.name)
     listed = raw_files.list_files(spark, ctx.cfg.raw_dir, source.path)
     if not listed:
         raise CdiError(f"source {source.name}: no files match {ctx.cfg.raw_dir.rstrip('/')}/{source.path} "
                        "(check raw_dir in the pipeline YAML and path in the source YAML)")
     plan = raw_files.plan(listed, ctx.loaded.get(source.name, {}))
-    problems = [p for p in (raw_files.probe(spark, f) for f in plan.new) if p]
-    loadable = [f for f in plan.new if raw_files.probe(spark, f) is None] if problems else list(plan.new)
-    base = dict(
+    problems = {f.path: raw_files.probe(spark, f) for f in plan.new}
+    loadable = [f for f in plan.new if problems[f.path] is None]
+    files = dict(
         source=source.name, files_seen=len(listed), files_skipped=len(plan.unchanged) + len(plan.changed),
         changed_files=tuple(f.path for f in plan.changed), files_failed=len(plan.new) - len(loadable),
-        error="; ".join(problems) or None,
+        error="; ".join(p for p in problems.values() if p) or None,
     )
     if not loadable:
-        return IngestResult(**base)
+        return IngestResult(**files)
 
-    parsed = _read(spark, source, [f.path for f in loadable], bronze_path)
-    try:
-        required = list(dict.fromkeys([*source.primary_key, *(c.name for c in source.columns if c.required)]))
-        reject_missing(parsed.columns, required, source.name)
-        checked = classify(parsed.records, source, text_format=source.format != "parquet").persist()
-        counts = _count(parsed.records, checked)
-        existing = set(delta_io.read(spark, bronze_path).columns) if delta_io.exists(spark, bronze_path) else set()
-        declared = {c.name for c in source.columns}
-        data = data_columns(checked)
-        new_columns = tuple(c for c in data if c not in declared and c not in existing) if existing else ()
-        version = _write(spark, source, checked, data, counts, ctx)
-        checked.unpersist()
-    finally:
-        if parsed.lines is not None:
-            parsed.lines.unpersist()
-
+    counts, new_columns, version = _load(spark, source, loadable, ctx)
     for f in loadable:
         if f.path not in counts:
             log.warning("ingest %s: %s has no records (header or empty array only)", source.name, f.path)
-    manifest = raw_files.manifest_rows(spark, source.name, loadable, counts, run_id=ctx.run_id,
-                                       ingested_at=ctx.ingested_at, bronze_version=version)
+    ctx.loaded_now.append(raw_files.Loaded(source.name, tuple(loadable), counts, version))
+    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
+    return IngestResult(**files, files_loaded=len(loadable), rows_read=totals[0], rows_bronze=totals[1],
+                        rows_quarantined=totals[2], new_columns=new_columns, bronze_version=version)
+
+
+def _load(spark: SparkSession, source: SourceConfig, loadable: list[raw_files.RawFile],
+          ctx: _Context) -> tuple[dict[str, tuple[int, int, int]], tuple[str, ...], int | None]:
+    """Read, check, count and write the files: (counts per file, new columns, bronze version)."""
+    bronze_path = ctx.path(tables.BRONZE, source.name)
+    parsed = _read(spark, source, [f.path for f in loadable], bronze_path)
+    required = list(dict.fromkeys([*source.primary_key, *(c.name for c in source.columns if c.required)]))
+    if parsed.fields is None:  # columns known before the data pass: fail before reading it
+        reject_missing(parsed.columns, required, source.name)
+    base = check_records(parsed.records, source, text_format=source.format != "parquet", fields=parsed.fields)
+    base = base.persist(StorageLevel.MEMORY_AND_DISK)  # parsed and checked once; read by every step below
+    groups = duplicate_groups(base, source, parsed.fields)
+    try:
+        many = groups is not None and groups.persist().count() > BROADCAST_DUPLICATES  # this job fills both caches
+        checked = mark_duplicates(base, groups, source, fields=parsed.fields, broadcast=not many)
+        counts, keys = _count(checked, parsed.fields)
+        columns = {**{f.path: [] for f in loadable}, **keys} if parsed.fields else parsed.columns
+        reject_missing(columns, required, source.name)
+        data = sorted({k for names in keys.values() for k in names}) if parsed.fields else data_columns(checked)
+        existing = set(delta_io.read(spark, bronze_path).columns) if delta_io.exists(spark, bronze_path) else set()
+        declared = {c.name for c in source.columns}
+        new_columns = tuple(c for c in data if c not in declared and c not in existing) if existing else ()
+        version = _write(spark, source, checked, _Data(data, parsed.fields), counts, ctx)
+    finally:
+        base.unpersist()
+        if groups is not None:
+            groups.unpersist()
+    return counts, new_columns, version
+
+
+def _record(spark: SparkSession, ctx: _Context) -> None:
+    """Append the files this run loaded to the manifest, one commit for all sources.
+
+    After the bronze commits: a crash in between reloads those files next time, and the
+    reload replaces their rows (see :func:`_append_checked`).
+    """
+    if not ctx.loaded_now:
+        return
+    manifest_path = ctx.path(tables.AUDIT, tables.INGEST_MANIFEST)
+    manifest = raw_files.manifest_rows(spark, ctx.loaded_now, run_id=ctx.run_id, ingested_at=ctx.ingested_at)
     created = not delta_io.exists(spark, manifest_path)
     delta_io.append(spark, manifest, manifest_path, user_metadata=ctx.run_id)
     if created:
         delta_io.register_table(spark, tables.AUDIT, tables.INGEST_MANIFEST, manifest_path)
-    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
-    return IngestResult(**base, files_loaded=len(loadable), rows_read=totals[0], rows_bronze=totals[1],
-                        rows_quarantined=totals[2], new_columns=new_columns, bronze_version=version)
 
 
-def _count(records: DataFrame, checked: DataFrame) -> dict[str, tuple[int, int, int]]:
-    """``file -> (read, bronze, quarantined)``; raises StageError when read != the sum.
+def _count(checked: DataFrame, fields: str | None = None) -> tuple[dict[str, tuple[int, int, int]], dict[str, list]]:
+    """``file -> (read, bronze, quarantined)``, and ``file -> keys`` of JSON records, in one job.
 
-    ``read`` counts the reader's records; the other two count the checked rows. They are
-    separate Spark jobs over separate plans, so a check that dropped or duplicated a row
-    shows up here.
+    The checked rows are the reader's records one for one (the checks only add columns, see
+    :mod:`cdi_spark.ingest.checks`), so for every file ``read = bronze + quarantined`` here;
+    :func:`_append_checked` then holds each Delta commit's ``numOutputRows`` to these counts.
     """
-    read = {r["_file"]: r["n"] for r in records.groupBy("_file").agg(F.count(F.lit(1)).alias("n")).collect()}
-    split = checked.groupBy("_file").agg(
-        F.sum(F.col(ERROR).isNull().cast("long")).alias("good"),
-        F.sum(F.col(ERROR).isNotNull().cast("long")).alias("bad"),
-    ).collect()  # one row per file: metadata
-    counts = {r["_file"]: (read.get(r["_file"], 0), int(r["good"]), int(r["bad"])) for r in split}
-    for file, n in read.items():
-        counts.setdefault(file, (n, 0, 0))
-    wrong = {f: c for f, c in counts.items() if c[0] != c[1] + c[2]}
-    if wrong:
-        file, (n, good, bad) = sorted(wrong.items())[0]
-        raise StageError(STAGE, f"{file}: rows read {n:,} != bronze {good:,} + quarantine {bad:,}; nothing written")
-    return counts
+    aggregates = [F.count(F.lit(1)).alias("n"), F.count_if(F.col(ERROR).isNull()).alias("good")]
+    if fields:  # the top-level keys of each file's objects (few): the bronze columns
+        keys = F.array_sort(F.array_distinct(F.flatten(F.collect_set(F.map_keys(F.col(fields))))))
+        aggregates.append(keys.alias("keys"))
+    rows = checked.groupBy("_file").agg(*aggregates).collect()  # one row per file: metadata
+    counts = {r["_file"]: (int(r["n"]), int(r["good"]), int(r["n"] - r["good"])) for r in rows}
+    keys = {r["_file"]: list(r["keys"] or []) for r in rows} if fields else {}
+    return counts, keys
 
 
 def _lineage(ctx: _Context, source: SourceConfig) -> dict:
@@ -234,7 +301,20 @@ def _lineage(ctx: _Context, source: SourceConfig) -> dict:
     }
 
 
-def _write(spark: SparkSession, source: SourceConfig, checked: DataFrame, data: list[str],
+@dataclass(frozen=True)
+class _Data:
+    """The bronze data columns, and the map column they come from (JSON) or None (columns)."""
+
+    names: list[str]
+    fields: str | None
+
+    def columns(self) -> list:
+        if self.fields:
+            return [F.col(self.fields)[n].alias(n) for n in self.names]
+        return [F.col(f"`{n.replace('`', '``')}`") for n in self.names]
+
+
+def _write(spark: SparkSession, source: SourceConfig, checked: DataFrame, data: _Data,
            counts: dict[str, tuple[int, int, int]], ctx: _Context) -> int | None:
     """Append quarantine then bronze; check each commit's row count against ``counts``."""
     lineage = _lineage(ctx, source)
@@ -251,9 +331,8 @@ def _write(spark: SparkSession, source: SourceConfig, checked: DataFrame, data: 
         _append_checked(spark, rows, path, bad, tables.QUARANTINE, source.name, ctx, list(counts))
     if not good:
         return None
-    hashed = F.sha2(F.to_json(F.struct(*[F.col(f"`{c}`") for c in sorted(data)])), 256)
     rows = checked.filter(F.col(ERROR).isNull()).select(
-        *[F.col(f"`{c}`") for c in data], *[v.alias(k) for k, v in lineage.items()], hashed.alias(tables.ROW_HASH)
+        *data.columns(), *[v.alias(k) for k, v in lineage.items()], tables.ROW_HASH
     )
     path = ctx.path(tables.BRONZE, source.name)
     return _append_checked(spark, rows, path, good, tables.BRONZE, source.name, ctx, list(counts))
@@ -268,10 +347,11 @@ def _append_checked(spark: SparkSession, rows: DataFrame, path: str, expected: i
     """
     listed = ", ".join("'" + f.replace("\\", "\\\\").replace("'", "\\'") + "'" for f in sorted(files))
     created = not delta_io.exists(spark, path)
-    version = delta_io.overwrite_partition(
-        spark, rows, path, where=f"{tables.SOURCE_FILE} IN ({listed})", partition_by=[tables.INGEST_DATE],
-        user_metadata=ctx.run_id, table_properties=TABLE_PROPERTIES,
-    )
+    with _CREATING if created else nullcontext():
+        version = delta_io.overwrite_partition(
+            spark, rows, path, where=f"{tables.SOURCE_FILE} IN ({listed})", partition_by=[tables.INGEST_DATE],
+            user_metadata=ctx.run_id, table_properties=TABLE_PROPERTIES,
+        )
     written = int(delta_io.last_commit(spark, path)["metrics"].get("numOutputRows", "-1"))
     if written != expected:
         raise StageError(STAGE, f"{layer}.{name}: wrote {written:,} rows, expected {expected:,} (version {version})")

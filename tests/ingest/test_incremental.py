@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import pytest
 from chispa import assert_df_equality
@@ -12,7 +13,9 @@ from cdi_spark import delta_io, tables
 from cdi_spark.config import ColumnSpec, PipelineConfig, SourceConfig
 from cdi_spark.errors import StageError
 from cdi_spark.ingest import ingest
-from cdi_spark.ingest.stage import _count
+from cdi_spark.ingest.checks import classify
+from cdi_spark.ingest.stage import _append_checked, _Context, _count
+from cdi_spark.ingest.text import no_error
 
 ORDERS = SourceConfig(
     name="orders", system="shop", format="csv", path="*/orders/*.csv", primary_key=("order_id",),
@@ -91,13 +94,24 @@ def test_new_column_is_added_and_reported_missing_required_column_fails_that_sou
     assert results["orders"].files_loaded == 0
 
 
-def test_counts_that_do_not_add_up_raise_stage_error(spark):
-    records = spark.createDataFrame([("f1", 1), ("f1", 2)], "_file string, _line long")
-    checked = spark.createDataFrame(
-        [("f1", 1, None), ("f1", 2, None), ("f1", 2, ("duplicate_key", "id", "x"))],
-        "_file string, _line long, _error struct<reason:string,field:string,detail:string>",
-    )
-    with pytest.raises(StageError, match="rows read 2 != bronze 2 \\+ quarantine 1"):
-        _count(records, checked)
-    ok = checked.filter(F.col("_line") == 1).unionByName(checked.filter(F.col("_error").isNotNull()))
-    assert _count(records, ok) == {"f1": (2, 1, 1)}
+def test_checks_keep_every_record_once_so_read_equals_bronze_plus_quarantine(spark):
+    records = spark.createDataFrame(
+        [("f1", 1, "a", "1"), ("f1", 2, "a", "1"), ("f1", 3, "a", "2"), ("f1", 4, None, "3"), ("f2", 1, "a", "1")],
+        "_file string, _line long, order_id string, total string",
+    ).select("_file", "_line", F.lit("line").alias("_position"), F.lit("raw").alias("_raw"),
+             F.lit(True).alias("_decodable"), no_error().alias("_parse_error"), "order_id", "total")
+    checked = classify(records, ORDERS, text_format=True)
+    counts, _ = _count(checked)
+    assert counts == {"f1": (4, 1, 3), "f2": (1, 1, 0)}
+    reasons = sorted((r["_file"], r["_line"], r["_error"]["reason"] if r["_error"] else None)
+                     for r in checked.collect())
+    assert reasons == [("f1", 1, None), ("f1", 2, "exact_duplicate"), ("f1", 3, "duplicate_key"),
+                       ("f1", 4, "empty_key"), ("f2", 1, None)]
+
+
+def test_a_commit_that_does_not_write_the_counted_rows_raises_stage_error(spark, tmp_path):
+    ctx = _Context(_config(tmp_path), "r1", datetime.now(UTC), {})
+    rows = spark.createDataFrame([("f1", 1), ("f1", 2)], "_source_file string, n long").withColumn(
+        tables.INGEST_DATE, F.current_date())
+    with pytest.raises(StageError, match="wrote 2 rows, expected 3"):
+        _append_checked(spark, rows, str(tmp_path / "lake/bronze/t"), 3, tables.BRONZE, "t", ctx, ["f1"])
