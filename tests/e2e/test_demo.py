@@ -19,26 +19,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def demo(spark, tmp_path_factory):
-    base = tmp_path_factory.mktemp("demo")
-    args = [
-        "demo",
-        "--config",
-        str(ROOT / "conf" / "pipeline.yml"),
-        "--people",
-        "200",
-        "--seed",
-        "5",
-        "--data-dir",
-        str(base / "data"),
-        "--lakehouse",
-        str(base / "lakehouse"),
-    ]
-    assert main(args) == 0
-    return base, args
-
-
 def _table(spark, base, layer, name):
     return delta_io.read(spark, str(base / "lakehouse" / layer / name))
 
