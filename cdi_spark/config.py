@@ -596,15 +596,140 @@ class MatchingConfig:
         return tuple(dict.fromkeys(cols))
 
 
+# The fields survivorship decides: the contact fields of gold.customer_profile. Each is a
+# column of silver.customer_records except ``phone``, which the profile takes from phone_e164.
+SURVIVABLE_FIELDS = (
+    "given_name", "family_name", "full_name", "email", "phone", "birth_date",
+    "street", "street_number", "city", "region", "postcode", "country", "company", "email_opt_out",
+)
+FLAG_FIELDS = ("email_opt_out",)  # true/false fields: the ones rule most_restrictive applies to
+# Fields kept together from one record when survivorship.yml has no ``groups:`` key.
+DEFAULT_GROUPS = {
+    "name": ("given_name", "family_name", "full_name"),
+    "address": ("street", "street_number", "city", "region", "postcode", "country"),
+}
+SurvivorshipRuleName = Literal[
+    "source_priority", "most_recent", "most_frequent", "most_complete", "custom", "most_restrictive"
+]
+SURVIVORSHIP_RULES: tuple[str, ...] = typing.get_args(SurvivorshipRuleName)
+
+
+@dataclass(frozen=True)
+class SurvivorshipRule:
+    """How one field or field group picks its surviving value (a ``rules:`` entry).
+
+    Attributes:
+        rule: ``source_priority`` (the first system in the order that has a value),
+            ``most_recent`` (the record changed last: updated_at, else created_at),
+            ``most_frequent`` (the value held by the most records), ``most_complete`` (a group:
+            the record filling most of its fields; a field: the longest value), ``custom``
+            (the first of ``values``), ``most_restrictive`` (true wins: consent, opt-outs).
+        order: source_priority only: systems in the order they win this field; systems it
+            does not list follow in the default ``source_priority`` order.
+        values: custom only: values in the order they win, compared as text ("GB",
+            "1985-03-12", "true"); a value not listed loses to every listed one.
+    """
+
+    rule: SurvivorshipRuleName
+    order: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.order and self.rule != "source_priority":
+            raise ValueError(f"order applies to rule source_priority only, not {self.rule}")
+        if self.values and self.rule != "custom":
+            raise ValueError(f"values applies to rule custom only, not {self.rule}")
+        if self.rule == "custom" and not self.values:
+            raise ValueError("rule custom needs values: the values in the order they win, e.g. values: [GB, IE]")
+        for name in ("order", "values"):
+            items = getattr(self, name)
+            if len(set(items)) != len(items):
+                raise ValueError(f"{name} lists an entry twice: {list(items)}")
+
+
 @dataclass(frozen=True)
 class SurvivorshipConfig:
     """Golden-profile survivorship settings (``conf/survivorship.yml``).
 
+    Every field of :data:`SURVIVABLE_FIELDS` is decided by one rule, alone or with its group.
+    Ties under any rule go to the system placed first in ``source_priority``, then to the
+    record changed last, then to the smallest record_key: never to chance.
+
     Attributes:
-        source_priority: systems in the order they win a field without a rule of its own.
+        source_priority: systems in the order they win under rule source_priority, and the
+            first tie-breaker of every rule; systems not listed come after them, tied.
+        groups: group name -> fields that survive together, all from one record (a name, an
+            address). Given, it replaces :data:`DEFAULT_GROUPS` (``groups: {}`` for none).
+        rules: field or group name -> its rule. A field without one uses source_priority,
+            a true/false flag (email_opt_out) most_restrictive; a grouped field follows its
+            group's rule.
+
+    Example:
+        >>> SurvivorshipConfig(source_priority=("crm", "billing"),
+        ...                    rules={"email": SurvivorshipRule("most_recent")}).rule_for("email").rule
+        'most_recent'
     """
 
     source_priority: tuple[str, ...] = ()
+    groups: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
+    rules: dict[str, SurvivorshipRule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(set(self.source_priority)) != len(self.source_priority):
+            raise ValueError(f"source_priority lists a system twice: {list(self.source_priority)}")
+        grouped = self._check_groups()
+        fields = ", ".join(SURVIVABLE_FIELDS)
+        for name, rule in self.rules.items():
+            if name in grouped:
+                raise ValueError(f"rules.{name}: field {name!r} is in group {grouped[name]!r}, whose rule decides "
+                                 f"it; set the rule on rules.{grouped[name]}")
+            if name not in SURVIVABLE_FIELDS and name not in self.groups:
+                groups = ", ".join(self.groups) or "none defined"
+                raise ValueError(f"rules.{name}: unknown field or group; expected a field ({fields}) "
+                                 f"or a group ({groups})")
+            if name in self.groups and rule.rule in ("custom", "most_restrictive"):
+                raise ValueError(f"rules.{name}: rule {rule.rule} applies to single fields, not to group {name!r}")
+            if rule.rule == "most_restrictive" and name not in FLAG_FIELDS:
+                raise ValueError(f"rules.{name}: rule most_restrictive applies to true/false fields "
+                                 f"({', '.join(FLAG_FIELDS)}), not {name!r}")
+
+    def _check_groups(self) -> dict[str, str]:
+        """Field -> its group, after checking that each field is known and in one group."""
+        grouped: dict[str, str] = {}
+        for group, members in self.groups.items():
+            if group in SURVIVABLE_FIELDS:
+                raise ValueError(f"groups.{group}: a group cannot share a field's name; rename it")
+            if not members:
+                raise ValueError(f"groups.{group}: a group needs at least one field")
+            for member in members:
+                if member not in SURVIVABLE_FIELDS:
+                    raise ValueError(f"groups.{group}: unknown field {member!r}; expected one of: "
+                                     f"{', '.join(SURVIVABLE_FIELDS)}")
+                if member in grouped:
+                    where = "twice" if grouped[member] == group else f"also in group {grouped[member]!r}"
+                    raise ValueError(f"groups.{group}: field {member!r} is listed {where}; "
+                                     "a field can be in one group only")
+                grouped[member] = group
+        return grouped
+
+    @property
+    def units(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Everything a rule decides, as (name, fields): each group once, each ungrouped field
+        as ``(field, (field,))``; in the order of their first field in SURVIVABLE_FIELDS."""
+        units: dict[str, tuple[str, ...]] = {}
+        for name in SURVIVABLE_FIELDS:
+            group = next((g for g, members in self.groups.items() if name in members), None)
+            if group is None:
+                units[name] = (name,)
+            elif group not in units:
+                units[group] = self.groups[group]
+        return tuple(units.items())
+
+    def rule_for(self, name: str) -> SurvivorshipRule:
+        """The rule of a field or group: its own, else the default (see the class doc)."""
+        if name in self.rules:
+            return self.rules[name]
+        return SurvivorshipRule("most_restrictive" if name in FLAG_FIELDS else "source_priority")
 
 
 def load_matching(cfg: PipelineConfig) -> MatchingConfig:
