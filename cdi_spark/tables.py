@@ -33,6 +33,7 @@ MATCH_MODELS = "match_models"  # audit: one row per trained match model version
 CUT_EDGES = "cut_edges"  # audit: match edges the cluster size guard cut
 ENTITY_CLUSTERS = "entity_clusters"  # silver
 CUSTOMER_XREF = "customer_xref"  # gold
+CUSTOMER_IDS = "customer_ids"  # gold: every customer id ever issued, status and survivor
 CUSTOMER_PROFILE = "customer_profile"  # gold
 CUSTOMER_360 = "customer_360"  # gold
 
