@@ -30,8 +30,9 @@ from delta.exceptions import (
     MetadataChangedException,
     ProtocolChangedException,
 )
-from delta.tables import DeltaTable
+from delta.tables import DeltaMergeBuilder, DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from cdi_spark.tables import LAYERS, qualified_name
 
@@ -351,3 +352,153 @@ def register_lakehouse(spark: SparkSession, lakehouse: str, layers: Sequence[str
                 register_table(spark, layer, status.getPath().getName(), path)
                 names.append(qualified_name(layer, status.getPath().getName()))
     return names
+
+
+# --------------------------------------------------------------------------------------------
+# Merges with clauses of their own, change data, properties and maintenance
+# --------------------------------------------------------------------------------------------
+
+
+def merge(
+    spark: SparkSession,
+    source: DataFrame,
+    path: str,
+    *,
+    condition: str,
+    clauses: Callable[[DeltaMergeBuilder], DeltaMergeBuilder],
+    user_metadata: str | None = None,
+    schema_evolution: bool = True,
+) -> None:
+    """One ``MERGE INTO`` the existing table at ``path`` with the caller's clauses.
+
+    For merges that :func:`merge_upsert` cannot say (conditional updates, updates of rows
+    the source no longer has). The table must exist.
+
+    Args:
+        spark: the session.
+        source: the source rows, aliased ``s`` in ``condition`` and the clauses.
+        path: the target table folder, aliased ``t``.
+        condition: the join condition, e.g. ``"t.id <=> s.id"``.
+        clauses: adds the ``whenMatched...`` / ``whenNotMatched...`` clauses to the builder.
+        user_metadata: recorded in the commit (the run id).
+        schema_evolution: add new source columns to the table (for this MERGE only).
+
+    Note:
+        Delta commits nothing when no clause changes a row of a table with deletion vectors
+        enabled; on a table without them, the files the MERGE read are rewritten and a version
+        is committed even then.
+    """
+
+    def run() -> None:
+        target = DeltaTable.forPath(spark, str(path)).alias("t")
+        clauses(target.merge(source.alias("s"), condition)).execute()
+
+    conf = {AUTO_MERGE_CONF: "true" if schema_evolution else None, USER_METADATA_CONF: user_metadata}
+    with _session_conf(spark, conf):
+        with_retry(run, what=f"merge into {path}")
+
+
+def commits(spark: SparkSession, path: str, limit: int) -> list[dict]:
+    """The latest ``limit`` commits, newest first (small metadata, collected).
+
+    Each is ``{"version", "timestamp" (epoch seconds), "operation", "user_metadata", "metrics"}``.
+    """
+    rows = (
+        history(spark, path, limit)
+        .select("version", F.col("timestamp").cast("double").alias("epoch"), "operation", "userMetadata",
+                "operationMetrics")
+        .orderBy(F.col("version").desc())
+        .collect()
+    )
+    return [
+        {"version": int(r["version"]), "timestamp": float(r["epoch"]), "operation": r["operation"],
+         "user_metadata": r["userMetadata"], "metrics": dict(r["operationMetrics"] or {})}
+        for r in rows
+    ]
+
+
+def commits_since(spark: SparkSession, path: str, since: float, *, batch: int = 8) -> list[dict]:
+    """Commits made at or after ``since`` (epoch seconds), newest first, as :func:`commits`.
+
+    Reads the history in growing batches from the newest commit and stops at the first
+    commit older than ``since``, so a long history costs nothing.
+    """
+    limit = batch
+    while True:
+        found = commits(spark, path, limit)
+        recent = [c for c in found if c["timestamp"] >= since]
+        if len(recent) < len(found) or len(found) < limit:
+            return recent
+        limit *= 4
+
+
+def changes(
+    spark: SparkSession, path: str, *, starting_version: int = 0, ending_version: int | None = None
+) -> DataFrame:
+    """The Change Data Feed of the table between two versions (both included).
+
+    Rows carry the table's columns plus ``_change_type`` (insert, update_preimage,
+    update_postimage, delete), ``_commit_version`` and ``_commit_timestamp``. The table must
+    have had ``delta.enableChangeDataFeed = true`` over the whole range, and VACUUM must not
+    have removed the range's change files.
+    """
+    reader = (
+        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", int(starting_version))
+    )
+    if ending_version is not None:
+        reader = reader.option("endingVersion", int(ending_version))
+    return reader.load(str(path))
+
+
+def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """The table's properties (``delta.enableChangeDataFeed`` ...), as ``DESCRIBE DETAIL`` shows them."""
+    return dict(DeltaTable.forPath(spark, str(path)).detail().select("properties").first()[0] or {})
+
+
+def set_table_properties(
+    spark: SparkSession, path: str, properties: dict[str, str], *, user_metadata: str | None = None
+) -> int:
+    """``ALTER TABLE ... SET TBLPROPERTIES``: add or change ``properties``, keep the others.
+
+    Returns:
+        The version the change committed.
+    """
+    pairs = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
+    location = qualify(spark, path).replace("`", "``")
+    with _session_conf(spark, {USER_METADATA_CONF: user_metadata}):
+        with_retry(lambda: spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({pairs})"),
+                   what=f"set properties of {path}")
+    return current_version(spark, path)
+
+
+def optimize(
+    spark: SparkSession, path: str, *, zorder_by: Sequence[str] = (), user_metadata: str | None = None
+) -> int:
+    """``OPTIMIZE`` (compact small files), with ``ZORDER BY zorder_by`` when given.
+
+    Returns:
+        The version the OPTIMIZE committed (data unchanged: the Change Data Feed skips it).
+    """
+
+    def run() -> None:
+        builder = DeltaTable.forPath(spark, str(path)).optimize()
+        if zorder_by:
+            builder.executeZOrderBy(*zorder_by)
+        else:
+            builder.executeCompaction()
+
+    with _session_conf(spark, {USER_METADATA_CONF: user_metadata}):
+        with_retry(run, what=f"optimize {path}")
+    return current_version(spark, path)
+
+
+def vacuum(spark: SparkSession, path: str, *, retention_hours: float, user_metadata: str | None = None) -> None:
+    """``VACUUM ... RETAIN n HOURS``: delete files no version younger than that needs.
+
+    Time travel (``VERSION AS OF``, ``TIMESTAMP AS OF``) and the Change Data Feed reach back
+    only ``retention_hours``: older versions lose their files. Delta refuses less than the
+    table's ``delta.deletedFileRetentionDuration`` (7 days by default) unless
+    ``spark.databricks.delta.retentionDurationCheck.enabled`` is false.
+    """
+    with _session_conf(spark, {USER_METADATA_CONF: user_metadata}):
+        DeltaTable.forPath(spark, str(path)).vacuum(float(retention_hours))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
+from cdi_spark import runs
 from cdi_spark.config import PipelineConfig
 from cdi_spark.errors import ConfigError, StageError
 from cdi_spark.logs import timed
@@ -102,10 +103,12 @@ def new_run_id() -> str:
 
 
 def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None = None) -> list[StageReport]:
-    """Run ``cfg.stages`` in order.
+    """Run ``cfg.stages`` in order, recording the run in ``audit.runs``.
 
     Every Delta commit of the run carries the run id in its user metadata, so
-    ``DESCRIBE HISTORY`` says which run wrote each version.
+    ``DESCRIBE HISTORY`` says which run wrote each version. ``audit.runs`` gets a
+    ``running`` row before the first stage and the final row (``succeeded``, or ``failed``
+    with the error) after the last; see :mod:`cdi_spark.runs`.
 
     Args:
         spark: the session (from :func:`cdi_spark.session.build_session`).
@@ -122,13 +125,29 @@ def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None
     run_id = run_id or new_run_id()
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", run_id)
     log.info("run %s: stages %s, lakehouse %s", run_id, ", ".join(cfg.stages), cfg.lakehouse)
-    reports = []
+    reports: list[StageReport] = []
     try:
-        for name in cfg.stages:
-            reports.append(_run_stage(spark, cfg, name, run_id))
+        run = runs.start_run(spark, cfg, run_id)
+        try:
+            for name in cfg.stages:
+                reports.append(_run_stage(spark, cfg, name, run_id))
+        except Exception as exc:
+            _record_failure(spark, cfg, run, reports, exc)
+            raise
+        runs.finish_run(spark, cfg, run, reports)
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
     return reports
+
+
+def _record_failure(
+    spark: SparkSession, cfg: PipelineConfig, run: runs.RunRecord, reports: list[StageReport], exc: Exception
+) -> None:
+    """Record the failed run; a failure to record it is logged, never raised over ``exc``."""
+    try:
+        runs.finish_run(spark, cfg, run, reports, error=exc)
+    except Exception:  # noqa: BLE001 - the stage's error is the one to raise
+        log.exception("run %s: could not record the failure in audit.runs", run.run_id)
 
 
 def _run_stage(spark: SparkSession, cfg: PipelineConfig, name: str, run_id: str) -> StageReport:
