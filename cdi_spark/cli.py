@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
     spark = _session(cfg.spark, "cdi-spark run")
     with timed() as clock:
-        reports = run_pipeline(spark, cfg)
+        reports = run_pipeline(spark, cfg, full=args.full)
     log.info("run finished in %.1f s", clock["seconds"])
     raise_for_problems(reports)
     return 0
@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline's stages", description=cmd_run.__doc__)
     _config_args(run)
+    run.add_argument("--full", action="store_true",
+                     help="rebuild resolve and golden from all records instead of incrementally")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write demo source exports", description=cmd_generate.__doc__)

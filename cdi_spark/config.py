@@ -279,7 +279,32 @@ class SourceConfig:
         return self.format == "json"
 
 
-STAGE_NAMES = ("ingest", "standardize", "resolve", "golden", "publish", "activate")
+STAGE_NAMES = ("ingest", "standardize", "resolve", "golden", "activate")
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    """Upkeep of the gold tables (``gold:`` in ``pipeline.yml``).
+
+    Attributes:
+        optimize_every_runs: OPTIMIZE ... ZORDER BY customer_id every this many golden runs
+            (compacts the small files each run's MERGE adds; clusters rows by customer).
+        vacuum_retention_hours: after an OPTIMIZE, VACUUM files no version younger than this
+            needs. It bounds time travel: versions older than the retention can no longer be
+            read (``VERSION AS OF``, ``profile_as_of``, the Change Data Feed). At least 168
+            (7 days, Delta's safety minimum); null never vacuums.
+    """
+
+    optimize_every_runs: int = 10
+    vacuum_retention_hours: float | None = 168.0
+
+    def __post_init__(self) -> None:
+        if self.optimize_every_runs < 1:
+            raise ValueError(f"gold.optimize_every_runs must be at least 1, found {self.optimize_every_runs}")
+        if self.vacuum_retention_hours is not None and self.vacuum_retention_hours < 168:
+            raise ValueError(
+                f"gold.vacuum_retention_hours must be at least 168 (7 days), found {self.vacuum_retention_hours}"
+            )
 
 
 @dataclass(frozen=True)
@@ -295,7 +320,9 @@ class PipelineConfig:
         sources_dir: folder of ``<source>.yml`` files, relative to this file.
         matching: matching configuration file, relative to this file.
         survivorship: survivorship configuration file, relative to this file.
+        customer_360: Customer 360 activity configuration file, relative to this file.
         quality: data-quality thresholds file, relative to this file.
+        gold: upkeep of the gold tables (OPTIMIZE schedule, VACUUM retention).
         sources: filled by :func:`load_config` from ``sources_dir``.
         path: the file this configuration was read from.
     """
@@ -308,7 +335,9 @@ class PipelineConfig:
     sources_dir: str = "sources"
     matching: str = "matching.yml"
     survivorship: str = "survivorship.yml"
+    customer_360: str = "customer_360.yml"
     quality: str = "quality.yml"
+    gold: GoldConfig = field(default_factory=GoldConfig)
     sources: tuple[SourceConfig, ...] = field(default=(), init=False)
     path: str = field(default="", init=False)
 
@@ -352,7 +381,8 @@ def load_config(path: str | Path, **overrides: Any) -> PipelineConfig:
 
     Relative ``lakehouse`` and ``raw_dir`` paths stay relative to the working directory,
     the way a user typing ``--config conf/pipeline.yml`` from the project root expects;
-    ``sources_dir``, ``matching`` and ``survivorship`` are relative to the config file.
+    ``sources_dir``, ``matching``, ``survivorship``, ``customer_360`` and ``quality`` are relative to
+    the config file.
 
     Args:
         path: the pipeline YAML file.
@@ -376,6 +406,10 @@ def load_config(path: str | Path, **overrides: Any) -> PipelineConfig:
     load_matching(cfg)
     load_survivorship(cfg)
     load_quality(cfg)
+    if "golden" in cfg.stages:
+        from cdi_spark.golden.c360 import load_c360  # Spark-free to load; avoids an import cycle
+
+        load_c360(cfg.base_dir / cfg.customer_360)
     return cfg
 
 

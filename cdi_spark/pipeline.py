@@ -1,8 +1,9 @@
 """Runs the configured stages in order and logs each one's counts and seconds.
 
-A stage is a function ``(spark, cfg, run_id) -> StageReport``. :data:`STAGES` maps the
-names used in ``pipeline.yml`` to them; a stage that is not in this version yet is refused
-by :func:`check_stages` before Spark starts.
+A stage is a function ``(spark, cfg, run_id) -> StageReport``; stages that can run
+incrementally also take ``full=True`` (rebuild from their inputs instead). :data:`STAGES`
+maps the names used in ``pipeline.yml`` to them; a stage that is not in this version yet is
+refused by :func:`check_stages` before Spark starts.
 """
 
 from __future__ import annotations
@@ -74,12 +75,21 @@ def _resolve(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageRepo
     return StageReport("resolve", counts)
 
 
-STAGES: dict[str, Callable[[SparkSession, PipelineConfig, str], StageReport]] = {
+def _golden(spark: SparkSession, cfg: PipelineConfig, run_id: str, *, full: bool = False) -> StageReport:
+    from cdi_spark.golden.stage import build_golden
+
+    return StageReport("golden", build_golden(spark, cfg, run_id=run_id, full=full).counts())
+
+
+STAGES: dict[str, Callable[..., StageReport]] = {
     "ingest": _ingest,
     "standardize": _standardize,
     "train_matcher": _train_matcher,
     "resolve": _resolve,
+    "golden": _golden,
 }
+# Stages that run incrementally by default and rebuild everything with ``full=True``.
+FULL_CAPABLE = frozenset({"golden"})
 
 
 def check_stages(cfg: PipelineConfig) -> None:
@@ -102,7 +112,9 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None = None) -> list[StageReport]:
+def run_pipeline(
+    spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None = None, full: bool = False
+) -> list[StageReport]:
     """Run ``cfg.stages`` in order, recording the run in ``audit.runs``.
 
     Every Delta commit of the run carries the run id in its user metadata, so
@@ -114,6 +126,8 @@ def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None
         spark: the session (from :func:`cdi_spark.session.build_session`).
         cfg: the loaded pipeline configuration.
         run_id: defaults to a new id.
+        full: stages that run incrementally (:data:`FULL_CAPABLE`) rebuild from all their
+            inputs instead.
 
     Returns:
         One report per stage, in order.
@@ -130,7 +144,7 @@ def run_pipeline(spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None
         run = runs.start_run(spark, cfg, run_id)
         try:
             for name in cfg.stages:
-                reports.append(_run_stage(spark, cfg, name, run_id))
+                reports.append(_run_stage(spark, cfg, name, run_id, full=full))
         except Exception as exc:
             _record_failure(spark, cfg, run, reports, exc)
             raise
@@ -150,10 +164,13 @@ def _record_failure(
         log.exception("run %s: could not record the failure in audit.runs", run.run_id)
 
 
-def _run_stage(spark: SparkSession, cfg: PipelineConfig, name: str, run_id: str) -> StageReport:
-    log.info("stage %s: starting", name)
+def _run_stage(spark: SparkSession, cfg: PipelineConfig, name: str, run_id: str, *, full: bool = False) -> StageReport:
+    log.info("stage %s: starting%s", name, " (full rebuild)" if full and name in FULL_CAPABLE else "")
     with timed() as clock:
-        report = STAGES[name](spark, cfg, run_id)
+        if full and name in FULL_CAPABLE:
+            report = STAGES[name](spark, cfg, run_id, full=True)
+        else:
+            report = STAGES[name](spark, cfg, run_id)
     report = StageReport(report.stage, report.counts, clock["seconds"], report.problems)
     counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
     log.info("stage %s: done in %.1f s: %s", name, report.seconds, counts)

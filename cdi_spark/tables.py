@@ -26,6 +26,7 @@ INGEST_MANIFEST = "ingest_manifest"  # audit: one row per raw file loaded
 RUNS = "runs"  # audit: one row per pipeline run
 DATA_QUALITY = "data_quality"  # audit: field quality per source and run
 ID_EVENTS = "id_events"  # audit: create / merge / split / retire of customer ids
+GOLDEN_RUNS = "golden_runs"  # audit: one row per completed golden run: versions read and written
 CUSTOMER_RECORDS = "customer_records"  # silver
 MATCH_EDGES = "match_edges"  # silver
 MATCH_LABELS = "match_labels"  # silver: labelled record pairs (is_match) for training

@@ -163,3 +163,18 @@ def test_with_stages_keeps_the_loaded_sources(conf_dir):
     assert other.stages == ("ingest",)
     assert other.sources == cfg.sources and other.sources
     assert other.path == cfg.path
+
+
+def test_gold_settings_are_checked_and_the_customer_360_file_is_loaded_for_the_golden_stage(conf_dir):
+    cfg = load_config(conf_dir / "pipeline.yml")
+    assert "golden" in cfg.stages
+    assert (cfg.gold.optimize_every_runs, cfg.gold.vacuum_retention_hours) == (10, 168.0)
+    text = (conf_dir / "pipeline.yml").read_text()
+    _write(conf_dir / "pipeline.yml", text.replace("vacuum_retention_hours: 168", "vacuum_retention_hours: 24"))
+    with pytest.raises(ConfigError, match="at least 168"):
+        load_config(conf_dir / "pipeline.yml")
+    _write(conf_dir / "pipeline.yml", text)
+    (conf_dir / "customer_360.yml").write_text("as_of: yesterday\n")
+    with pytest.raises(ConfigError, match="customer_360.yml"):
+        load_config(conf_dir / "pipeline.yml")
+    assert load_config(conf_dir / "pipeline.yml", stages=["ingest"]).stages == ("ingest",)
