@@ -14,6 +14,15 @@ used, and the other keys still pair those records where they agree on something 
 
 Extra keys can be supplied as ``record_key, key, value`` rows: the match model's learnt
 Zingg block hashes come in that way (see :func:`cdi_spark.resolve.zingg.block_hashes`).
+
+Incremental runs (:mod:`cdi_spark.resolve.incremental`) pass ``changed`` record keys: only
+pairs holding at least one of them are made, by joining the changed records' key values
+against every record's (still an equi-join on ``(key, value)``). Block sizes are always
+counted over every record, so a pair is a candidate in an incremental run exactly when it
+would be one in a full run. Pairs of unchanged records can still change their standing when
+a block crosses the cap: blocks skipped before (``skipped_before``, by :func:`value_hash`)
+that are back under the cap give all their pairs again; blocks that grew over it are in
+``skipped`` and :func:`pairs_in_usable_blocks` tells which old pairs are still candidates.
 """
 
 from __future__ import annotations
@@ -44,8 +53,7 @@ class Candidates:
             paired them), one row per pair.
         skipped: ``key, value, records``: key values shared by more than ``max_block_size``
             records, not used.
-        keyed: ``record_key, key, value``: every record's blocking values (for incremental
-            runs: new records are joined against these).
+        keyed: ``record_key, key, value``: every record's blocking values.
     """
 
     pairs: DataFrame
@@ -87,6 +95,12 @@ def part_value(part: str) -> Column:
     raise ValueError(f"blocking function {fn!r} is not implemented")  # pragma: no cover - config lists them
 
 
+def value_hash(value: Column) -> Column:
+    """A key value as it is remembered between runs: its SHA-256 (over-shared values are
+    common names and dates; the hash is enough to recognise them and is not the value)."""
+    return F.sha2(value.cast("string"), 256)
+
+
 def key_value(key: BlockingKey) -> Column:
     """A record's value for a whole key: its parts joined, null unless every part is present."""
     parts = [part_value(p) for p in key.parts]
@@ -107,13 +121,25 @@ def keyed_records(records: DataFrame, keys: tuple[BlockingKey, ...]) -> DataFram
     )
 
 
-def candidate_pairs(records: DataFrame, blocking: BlockingConfig, *, extra: DataFrame | None = None) -> Candidates:
+def candidate_pairs(
+    records: DataFrame,
+    blocking: BlockingConfig,
+    *,
+    extra: DataFrame | None = None,
+    changed: DataFrame | None = None,
+    skipped_before: DataFrame | None = None,
+) -> Candidates:
     """Pairs of records that share a value of any blocking key.
 
     Args:
-        records: ``record_key`` (unique) and the columns the keys read.
+        records: ``record_key`` (unique) and the columns the keys read: every record, also
+            in an incremental run (block sizes are counted over all of them).
         blocking: keys and the block size cap.
         extra: more ``record_key, key, value`` rows (e.g. Zingg block hashes), same cap.
+        changed: ``record_key`` of new and changed records: only pairs holding one of them
+            are made (an incremental run). None: every pair.
+        skipped_before: ``key, value_hash`` of blocks the previous run skipped; with
+            ``changed``, every pair of those blocks that are back under the cap is made too.
 
     Returns:
         :class:`Candidates`; nothing is computed until they are used.
@@ -127,17 +153,36 @@ def candidate_pairs(records: DataFrame, blocking: BlockingConfig, *, extra: Data
         sizes.filter((F.col("records") > 1) & (F.col("records") <= blocking.max_block_size)).select("key", "value"),
         ["key", "value"],
     )
-    left, right = usable.alias("l"), usable.alias("r")
-    joined = left.join(
-        right,
-        (F.col("l.key") == F.col("r.key"))
-        & (F.col("l.value") == F.col("r.value"))
-        & (F.col("l.record_key") < F.col("r.record_key")),
+    if changed is None:
+        focus, other = usable.alias("l"), usable.alias("r")
+        apart = F.col("l.record_key") < F.col("r.record_key")
+    else:
+        focus = usable.join(changed.select("record_key"), "record_key", "left_semi")
+        if skipped_before is not None:
+            reopened = usable.withColumn("value_hash", value_hash(F.col("value"))).join(
+                skipped_before.select("key", "value_hash"), ["key", "value_hash"], "left_semi"
+            )
+            focus = focus.unionByName(reopened.drop("value_hash"))
+        focus, other = focus.alias("l"), usable.alias("r")
+        apart = F.col("l.record_key") != F.col("r.record_key")
+    joined = focus.join(
+        other, (F.col("l.key") == F.col("r.key")) & (F.col("l.value") == F.col("r.value")) & apart
     )
-    pairs = joined.groupBy(F.col("l.record_key").alias("left_key"), F.col("r.record_key").alias("right_key")).agg(
-        F.array_sort(F.collect_set(F.col("l.key"))).alias("blocking_keys")
-    )
+    left = F.least("l.record_key", "r.record_key").alias("left_key")
+    right = F.greatest("l.record_key", "r.record_key").alias("right_key")
+    pairs = joined.groupBy(left, right).agg(F.array_sort(F.collect_set(F.col("l.key"))).alias("blocking_keys"))
     return Candidates(pairs, skipped, keyed)
+
+
+def pairs_in_usable_blocks(pairs: DataFrame, candidates: Candidates) -> DataFrame:
+    """The ``left_key, right_key`` of ``pairs`` that share a block not skipped: those that
+    are still candidates (an incremental run checks old model edges this way when a block
+    they shared has grown over the cap)."""
+    usable = candidates.keyed.join(candidates.skipped.select("key", "value"), ["key", "value"], "left_anti")
+    left = usable.withColumnRenamed("record_key", "left_key")
+    right = usable.withColumnRenamed("record_key", "right_key")
+    shared = pairs.select("left_key", "right_key").join(left, "left_key").join(right, ["right_key", "key", "value"])
+    return shared.select("left_key", "right_key").distinct()
 
 
 def pairs_per_key(candidates: Candidates) -> dict[str, int]:

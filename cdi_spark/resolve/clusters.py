@@ -159,7 +159,7 @@ def cluster(records: DataFrame, edges: DataFrame, settings: ClusterSettings | No
              comps.rounds, comps.largest)
 
     guard = _SizeGuard(settings, wedges)
-    clusters = _checkpoint(_cluster_ids(ids, guard.apply(comps)))
+    clusters = checkpoint(_cluster_ids(ids, guard.apply(comps)))
     n_clustered = clusters.count()
     if n_clustered != n_records:
         raise StageError(STAGE, f"{n_records} records in but {n_clustered} clustered; every record must be in "
@@ -167,7 +167,7 @@ def cluster(records: DataFrame, edges: DataFrame, settings: ClusterSettings | No
     cut_edges = guard.separating_cuts(clusters)
     n_cut = 0
     if guard.oversized:
-        cut_edges = _checkpoint(cut_edges)  # before the labels it is computed from are released
+        cut_edges = checkpoint(cut_edges)  # before the labels it is computed from are released
         n_cut = cut_edges.count()
         log.warning("cluster: size guard cut %d edges in %d oversized components", n_cut, guard.oversized)
     guard.release()
@@ -182,8 +182,12 @@ def _require(frame: DataFrame, columns: Sequence[str], where: str) -> None:
         raise MissingColumnError(where, missing, frame.columns)
 
 
-def _checkpoint(frame: DataFrame) -> DataFrame:
-    """Materialize ``frame`` and cut its lineage (reliable checkpoint when a dir is set)."""
+def checkpoint(frame: DataFrame) -> DataFrame:
+    """Materialize ``frame`` and cut its lineage (reliable checkpoint when a dir is set).
+
+    Also what a caller needs before it writes a table that ``frame`` was computed from:
+    the result no longer reads the table's files.
+    """
     if frame.sparkSession.sparkContext.getCheckpointDir():
         cached = frame.persist(StorageLevel.MEMORY_AND_DISK)  # so the checkpoint job reads, not recomputes
         out = cached.checkpoint(eager=True)
@@ -195,7 +199,7 @@ def _checkpoint(frame: DataFrame) -> DataFrame:
 def _node_ids(records: DataFrame) -> tuple[DataFrame, int]:
     """record_key -> id (long), checkpointed; the input's row count (small metadata)."""
     keys = records.groupBy("record_key").agg(F.count(F.lit(1)).alias("_rows"))
-    ids = _checkpoint(keys.withColumn("id", F.monotonically_increasing_id()))
+    ids = checkpoint(keys.withColumn("id", F.monotonically_increasing_id()))
     stats = ids.agg(
         F.coalesce(F.sum("_rows"), F.lit(0)).alias("rows"),
         F.count(F.when(F.col("_rows") > 1, True)).alias("duplicated"),
@@ -221,7 +225,7 @@ def _weighted_edges(edges: DataFrame, ids: DataFrame, settings: ClusterSettings)
     )
     left = ids.select(F.col("record_key").alias("left_key"), F.col("id").alias("src"))
     right = ids.select(F.col("record_key").alias("right_key"), F.col("id").alias("dst"))
-    mapped = _checkpoint(scored.join(left, "left_key", "left").join(right, "right_key", "left"))
+    mapped = checkpoint(scored.join(left, "left_key", "left").join(right, "right_key", "left"))
     stats = mapped.agg(
         F.count(F.lit(1)).alias("edges"),
         F.count(F.when(F.col("_keep"), True)).alias("kept"),
@@ -302,7 +306,7 @@ def _components(pairs: DataFrame, settings: ClusterSettings) -> _Components:
         step = _small_star(_large_star(edges))
         previous = edges
         if rounds % settings.checkpoint_every == 0:
-            edges = _checkpoint(step)
+            edges = checkpoint(step)
         else:
             edges = step.persist(StorageLevel.MEMORY_AND_DISK)
     labels = edges.select(_pairs((F.col("big"), F.col("small")), (F.col("small"), F.col("small")))).distinct()
@@ -359,7 +363,7 @@ class _SizeGuard:
             if not active.filter(~keep).limit(1).count():
                 continue  # nothing to cut at this level: no need to re-run components
             self.cuts.append(active.filter(~keep).withColumn("cut_level", F.lit(level).cast("double")))
-            active = _checkpoint(active.filter(keep))
+            active = checkpoint(active.filter(keep))
             sub = _components(active, self.settings)
             self.held.append(sub.labels)
             self.rounds += sub.rounds

@@ -17,6 +17,8 @@ Training (:func:`train_model`):
 Matching (:func:`match`): candidates from our keys plus the model's learnt block hashes,
 scored by the model; deterministic rule edges; edges at or above
 ``clustering.model_threshold``; connected components with the size guard.
+:func:`match_edges` is the part before clustering; given ``changed`` record keys it makes
+only the edges an incremental run needs (see :mod:`cdi_spark.resolve.incremental`).
 
 The agreement weight (:func:`compare`) is a Fellegi-Sunter style sum over the model's
 fields, with fixed m-probabilities and u-probabilities measured from the data: two records
@@ -41,7 +43,7 @@ from cdi_spark.errors import CdiError, MissingColumnError
 from cdi_spark.resolve import zingg
 from cdi_spark.resolve.blocking import Candidates, candidate_pairs
 from cdi_spark.resolve.clusters import ClusterResult, ClusterSettings, cluster
-from cdi_spark.resolve.rules import deterministic_edges
+from cdi_spark.resolve.rules import deterministic_edges, rule_input_columns
 from cdi_spark.resolve.zingg import ModelRef, ZinggField, ZinggSettings
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,26 @@ class TrainedModel:
     matches: int
     non_matches: int
     bootstrapped: bool
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    """What :func:`match_edges` produced.
+
+    Attributes:
+        edges: ``left_key, right_key, rule, score`` (cached: unpersist when written).
+        candidates: the candidate pairs (persisted) and the skipped blocks.
+        overshared: rule keys shared by too many records (not used).
+    """
+
+    edges: DataFrame
+    candidates: Candidates
+    overshared: DataFrame
+
+    def release(self) -> None:
+        """Drop the cached candidates and edges (after the results are written)."""
+        self.candidates.pairs.unpersist()
+        self.edges.unpersist()
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,13 @@ def require_columns(records: DataFrame, matching: MatchingConfig, where: str) ->
     missing = [c for c in ("record_key", *matching.columns) if c not in records.columns]
     if missing:
         raise MissingColumnError(where, missing, records.columns)
+
+
+def input_columns(records: DataFrame, matching: MatchingConfig) -> tuple[str, ...]:
+    """The columns of ``records`` that matching reads (model fields, blocking keys, rules),
+    sorted: a record whose values in these are unchanged is matched the same way."""
+    wanted = {*matching.columns, *rule_input_columns(matching.rules)}
+    return tuple(sorted(c for c in records.columns if c in wanted))
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,10 +562,122 @@ def frequency_adjusted(records: DataFrame, scored: DataFrame, matching: Matching
     )
 
 
-def rule_edges(records: DataFrame, matching: MatchingConfig) -> tuple[DataFrame, DataFrame]:
-    """Deterministic edges of the configured rules, and the over-shared keys left out."""
-    result = deterministic_edges(records, rules=matching.rules, max_key_frequency=matching.max_key_frequency)
+def rule_edges(
+    records: DataFrame,
+    matching: MatchingConfig,
+    *,
+    changed: DataFrame | None = None,
+    overshared_before: DataFrame | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Deterministic edges of the configured rules, and the over-shared keys left out.
+
+    With ``changed`` only the edges an incremental run needs
+    (:func:`cdi_spark.resolve.rules.deterministic_edges`).
+    """
+    result = deterministic_edges(
+        records,
+        rules=matching.rules,
+        max_key_frequency=matching.max_key_frequency,
+        changed=changed,
+        overshared_before=overshared_before,
+    )
     return result.edges, result.overshared
+
+
+def cluster_settings(matching: MatchingConfig) -> ClusterSettings:
+    """The clustering thresholds and size guard of ``matching.clustering``."""
+    threshold = matching.clustering.model_threshold
+    return ClusterSettings(
+        min_score={**{r: 0.0 for r in matching.rules}, "model": threshold},
+        default_min_score=threshold,
+        max_cluster_size=matching.clustering.max_cluster_size,
+        protected_rules=tuple(matching.rules),
+        cut_levels=tuple(c for c in matching.clustering.cut_levels if c > threshold),
+    )
+
+
+def model_edges(
+    spark: SparkSession,
+    records: DataFrame,
+    pairs: DataFrame,
+    matching: MatchingConfig,
+    model: ModelRef,
+    *,
+    scoring: DataFrame | None = None,
+) -> DataFrame:
+    """Candidate pairs the model links: scored, weighed by value frequencies over all
+    ``records``, at or above the threshold and agreeing on enough fields.
+
+    Args:
+        scoring: the records Zingg prepares for scoring (default ``records``); pass those
+            the pairs name when they are few.
+
+    Returns:
+        ``left_key, right_key, rule ("model"), score``.
+    """
+    scoring = records if scoring is None else scoring
+    scored = zingg.score_pairs(spark, scoring, pairs.select("left_key", "right_key"), model)
+    scored = frequency_adjusted(records, scored, matching)
+    threshold = matching.clustering.model_threshold
+    edges = scored.filter(F.col("score") >= threshold).select(
+        "left_key", "right_key", F.lit("model").alias("rule"), "score"
+    )
+    needed = matching.clustering.min_agreeing_fields
+    if needed:
+        u = u_probabilities(records, [f.name for f in matching.fields])
+        edges = compare(records, edges, matching, u).filter(F.col("agree") >= needed)
+        edges = edges.select("left_key", "right_key", "rule", "score")
+    return edges
+
+
+def match_edges(
+    spark: SparkSession,
+    records: DataFrame,
+    matching: MatchingConfig,
+    model: ModelRef,
+    *,
+    changed: DataFrame | None = None,
+    skipped_before: DataFrame | None = None,
+    overshared_before: DataFrame | None = None,
+) -> EdgeResult:
+    """Candidates, model edges and rule edges over the match frame.
+
+    Args:
+        spark: the session.
+        records: the match frame (``record_key`` unique): every record, also when
+            ``changed`` is given (block sizes, key counts and value frequencies are
+            counted over all of them).
+        matching: blocking, rules and clustering settings.
+        model: a trained model (:func:`train_model` or :func:`latest_model`).
+        changed: ``record_key`` of new and changed records: only edges holding one of them
+            are made, plus those of blocks and rule keys back under their caps (below).
+            None: every edge.
+        skipped_before: ``key, value_hash`` of blocks skipped in the previous run.
+        overshared_before: ``rule, value_hash`` of rule keys over-shared in the previous run.
+
+    Returns:
+        :class:`EdgeResult` (edges cached, candidate pairs persisted).
+    """
+    require_columns(records, matching, "match records")
+    extra = None
+    if matching.blocking.zingg:  # a record's hash depends on that record only
+        hashes = zingg.block_hashes(spark, records, model)
+        extra = hashes.select(
+            "record_key", F.lit("zingg").alias("key"), F.col(zingg.HASH_COLUMN).cast("string").alias("value")
+        )
+    candidates = candidate_pairs(
+        records, matching.blocking, extra=extra, changed=changed, skipped_before=skipped_before
+    )
+    candidates = Candidates(candidates.pairs.persist(), candidates.skipped, candidates.keyed)
+    log.info("match: %d candidate pairs", candidates.pairs.count())
+    scoring = None
+    if changed is not None:  # Zingg prepares only the records it scores; frequencies stay over all
+        keys = candidates.pairs.select(F.explode(F.array("left_key", "right_key")).alias("record_key")).distinct()
+        scoring = records.join(keys, "record_key", "left_semi")
+    linked = model_edges(spark, records, candidates.pairs, matching, model, scoring=scoring)
+    rules, overshared = rule_edges(records, matching, changed=changed, overshared_before=overshared_before)
+    edges = rules.unionByName(linked).cache()
+    return EdgeResult(edges, candidates, overshared)
 
 
 def match(spark: SparkSession, records: DataFrame, matching: MatchingConfig, model: ModelRef) -> MatchResult:
@@ -551,35 +692,8 @@ def match(spark: SparkSession, records: DataFrame, matching: MatchingConfig, mod
     Returns:
         :class:`MatchResult` (the edges are cached; unpersist when written).
     """
-    require_columns(records, matching, "match records")
-    extra = None
-    if matching.blocking.zingg:
-        hashes = zingg.block_hashes(spark, records, model)
-        extra = hashes.select(
-            "record_key", F.lit("zingg").alias("key"), F.col(zingg.HASH_COLUMN).cast("string").alias("value")
-        )
-    candidates = candidate_pairs(records, matching.blocking, extra=extra)
-    candidates = Candidates(candidates.pairs.persist(), candidates.skipped, candidates.keyed)
-    log.info("match: %d candidate pairs", candidates.pairs.count())
-    scored = zingg.score_pairs(spark, records, candidates.pairs.select("left_key", "right_key"), model)
-    scored = frequency_adjusted(records, scored, matching)
-    threshold = matching.clustering.model_threshold
-    model_edges = scored.filter(F.col("score") >= threshold).select(
-        "left_key", "right_key", F.lit("model").alias("rule"), "score"
+    found = match_edges(spark, records, matching, model)
+    clustering = cluster(records.select("record_key"), found.edges, cluster_settings(matching))
+    return MatchResult(
+        found.edges, clustering.clusters, clustering.cut_edges, found.candidates, found.overshared, clustering
     )
-    needed = matching.clustering.min_agreeing_fields
-    if needed:
-        u = u_probabilities(records, [f.name for f in matching.fields])
-        model_edges = compare(records, model_edges, matching, u).filter(F.col("agree") >= needed)
-        model_edges = model_edges.select("left_key", "right_key", "rule", "score")
-    rules, overshared = rule_edges(records, matching)
-    edges = rules.unionByName(model_edges).cache()
-    settings = ClusterSettings(
-        min_score={**{r: 0.0 for r in matching.rules}, "model": threshold},
-        default_min_score=threshold,
-        max_cluster_size=matching.clustering.max_cluster_size,
-        protected_rules=tuple(matching.rules),
-        cut_levels=tuple(c for c in matching.clustering.cut_levels if c > threshold),
-    )
-    clustering = cluster(records.select("record_key"), edges, settings)
-    return MatchResult(edges, clustering.clusters, clustering.cut_edges, candidates, overshared, clustering)

@@ -17,6 +17,10 @@ Every rule is an equi-join on its key, never a cross join. A key shared by more 
 ``max_key_frequency`` records (a default phone such as 0000000000, a test email) is
 detected, reported in :class:`RulesResult.overshared` and not used: one bad key would
 otherwise pull thousands of records into one cluster.
+
+An incremental run (:mod:`cdi_spark.resolve.incremental`) passes ``changed`` record keys:
+only edges holding one of them are made, with key counts still taken over every record, plus
+every edge of keys that were over-shared before (``overshared_before``) and are not any more.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from cdi_spark.resolve.blocking import value_hash
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,14 @@ def compatible_given_names(left: Column, right: Column) -> Column:
     )
 
 
-def _key_pairs(records: DataFrame, rule: str, key: Column, max_key_frequency: int) -> tuple[DataFrame, DataFrame]:
+def _key_pairs(
+    records: DataFrame,
+    rule: str,
+    key: Column,
+    max_key_frequency: int,
+    changed: DataFrame | None,
+    overshared_before: DataFrame | None,
+) -> tuple[DataFrame, DataFrame]:
     given = F.col("given_name_key") if "given_name_key" in records.columns else F.lit(None).cast("string")
     keyed = records.select("record_key", given.alias("given_name_key"), key.alias("_key")).filter(
         F.col("_key").isNotNull()
@@ -69,19 +82,41 @@ def _key_pairs(records: DataFrame, rule: str, key: Column, max_key_frequency: in
     counts = keyed.groupBy("_key").agg(F.count(F.lit(1)).alias("records"))
     overshared = counts.filter(F.col("records") > max_key_frequency)
     usable = keyed.join(overshared.select("_key"), "_key", "left_anti")
-    left, right = usable.alias("l"), usable.alias("r")
-    pairs = left.join(right, (F.col("l._key") == F.col("r._key")) & (F.col("l.record_key") < F.col("r.record_key")))
+    if changed is None:
+        focus, apart = usable, F.col("l.record_key") < F.col("r.record_key")
+    else:
+        focus, apart = _focus(usable, rule, changed, overshared_before), F.col("l.record_key") != F.col("r.record_key")
+    left, right = focus.alias("l"), usable.alias("r")
+    pairs = left.join(right, (F.col("l._key") == F.col("r._key")) & apart)
     pairs = pairs.filter(compatible_given_names(F.col("l.given_name_key"), F.col("r.given_name_key")))
     edges = pairs.select(
-        F.col("l.record_key").alias("left_key"), F.col("r.record_key").alias("right_key"), F.lit(rule).alias("rule")
+        F.least("l.record_key", "r.record_key").alias("left_key"),
+        F.greatest("l.record_key", "r.record_key").alias("right_key"),
+        F.lit(rule).alias("rule"),
     )
     return edges, overshared.select(F.lit(rule).alias("rule"), F.col("_key").alias("key"), "records")
 
 
-def _reference_pairs(records: DataFrame) -> DataFrame:
+def _focus(usable: DataFrame, rule: str, changed: DataFrame, overshared_before: DataFrame | None) -> DataFrame:
+    """Keyed rows whose pairs an incremental run makes: changed records, and records holding
+    a key that was over-shared before and is usable now."""
+    focus = usable.join(changed.select("record_key"), "record_key", "left_semi")
+    if overshared_before is None:
+        return focus
+    before = overshared_before.filter(F.col("rule") == rule).select("value_hash")
+    reopened = usable.withColumn("value_hash", value_hash(F.col("_key"))).join(before, "value_hash", "left_semi")
+    return focus.unionByName(reopened.drop("value_hash"))
+
+
+def _reference_pairs(records: DataFrame, changed: DataFrame | None) -> DataFrame:
     refs = records.filter(F.col("ref_record_key").isNotNull()).select("record_key", "ref_record_key")
     known = records.select(F.col("record_key").alias("ref_record_key"))
     linked = refs.join(known, "ref_record_key")  # references to records we do not hold are dropped
+    if changed is not None:  # either side may be the changed one
+        keys = changed.select("record_key")
+        linked = linked.join(keys, "record_key", "left_semi").unionByName(
+            linked.join(keys.withColumnRenamed("record_key", "ref_record_key"), "ref_record_key", "left_semi")
+        )
     return linked.select(
         F.least("record_key", "ref_record_key").alias("left_key"),
         F.greatest("record_key", "ref_record_key").alias("right_key"),
@@ -92,8 +127,48 @@ def _reference_pairs(records: DataFrame) -> DataFrame:
 RULE_COLUMNS = {"email": ("email_key",), "phone": ("phone_e164",), "reference": ("ref_record_key",)}
 
 
+def rule_input_columns(rules: tuple[str, ...]) -> tuple[str, ...]:
+    """Every column the given rules may read (those a record lacks are simply not used)."""
+    cols = ["given_name_key", *(c for r in rules for c in RULE_COLUMNS.get(r, ()))]
+    if "email" in rules:
+        cols += ["email_valid", "email_is_role"]
+    return tuple(dict.fromkeys(cols))
+
+
+def _shared_keys(records: DataFrame, rules: tuple[str, ...]) -> dict[str, Column]:
+    """rule -> the key column of the shared-key rules (email, phone) the records can use."""
+    cols = set(records.columns)
+    keys: dict[str, Column] = {}
+    if "email" in rules and "email_key" in cols:
+        email = F.col("email_key")
+        if "email_valid" in cols:
+            email = F.when(F.col("email_valid"), email)
+        if "email_is_role" in cols:
+            email = F.when(~F.coalesce(F.col("email_is_role"), F.lit(False)), email)
+        keys["email"] = email
+    if "phone" in rules and "phone_e164" in cols:
+        keys["phone"] = F.col("phone_e164")
+    return keys
+
+
+def rule_keys(records: DataFrame, rules: tuple[str, ...]) -> DataFrame:
+    """``record_key, rule, value_hash``: each record's key of each shared-key rule (hashed as
+    :class:`RulesResult.overshared` keys are remembered between runs)."""
+    spark = records.sparkSession
+    out = spark.createDataFrame([], "record_key string, rule string, value_hash string")
+    for rule, key in _shared_keys(records, rules).items():
+        keyed = records.select("record_key", F.lit(rule).alias("rule"), value_hash(key).alias("value_hash"))
+        out = out.unionByName(keyed.filter(F.col("value_hash").isNotNull()))
+    return out
+
+
 def deterministic_edges(
-    records: DataFrame, *, rules: tuple[str, ...] = ("email", "phone", "reference"), max_key_frequency: int = 50
+    records: DataFrame,
+    *,
+    rules: tuple[str, ...] = ("email", "phone", "reference"),
+    max_key_frequency: int = 50,
+    changed: DataFrame | None = None,
+    overshared_before: DataFrame | None = None,
 ) -> RulesResult:
     """All deterministic edges over canonical records.
 
@@ -105,9 +180,13 @@ def deterministic_edges(
             ``email_valid``/``email_is_role`` every email key counts.
         rules: which rules to apply (``email``, ``phone``, ``reference``).
         max_key_frequency: keys shared by more records than this are reported, not used.
+        changed: ``record_key`` of new and changed records: only edges holding one of them
+            are made (an incremental run; ``records`` are still every record). None: all.
+        overshared_before: ``rule, value_hash`` of keys over-shared in the previous run;
+            with ``changed``, every edge of those keys usable now is made too.
 
     Returns:
-        Edges (score 1.0) and the over-shared keys.
+        Edges (score 1.0) and the over-shared keys (over every record).
     """
     cols = set(records.columns)
     unknown = [r for r in rules if r not in RULE_COLUMNS]
@@ -119,18 +198,10 @@ def deterministic_edges(
     spark = records.sparkSession
     edges = spark.createDataFrame([], "left_key string, right_key string, rule string")
     overshared = spark.createDataFrame([], "rule string, key string, records long")
-    if "email" in usable:
-        email = F.col("email_key")
-        if "email_valid" in cols:
-            email = F.when(F.col("email_valid"), email)
-        if "email_is_role" in cols:
-            email = F.when(~F.coalesce(F.col("email_is_role"), F.lit(False)), email)
-        e, o = _key_pairs(records, "email", email, max_key_frequency)
-        edges, overshared = edges.unionByName(e), overshared.unionByName(o)
-    if "phone" in usable:
-        e, o = _key_pairs(records, "phone", F.col("phone_e164"), max_key_frequency)
+    for rule, key in _shared_keys(records, tuple(usable)).items():
+        e, o = _key_pairs(records, rule, key, max_key_frequency, changed, overshared_before)
         edges, overshared = edges.unionByName(e), overshared.unionByName(o)
     if "reference" in usable:
-        edges = edges.unionByName(_reference_pairs(records))
+        edges = edges.unionByName(_reference_pairs(records, changed))
     edges = edges.dropDuplicates(["left_key", "right_key", "rule"]).withColumn("score", F.lit(1.0))
     return RulesResult(edges.select(*EDGE_COLUMNS), overshared)

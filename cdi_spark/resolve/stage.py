@@ -5,17 +5,25 @@ too few labels, from bootstrapped sure pairs) over ``silver.customer_records`` a
 under ``<lakehouse>/<matching.model_dir>/<version>/``; ``audit.match_models`` gets one row
 per version (labels used, bootstrapped or not, the run).
 
-``resolve`` matches every silver record with the newest model (training one first when
-there is none) and rewrites:
+``resolve`` matches silver records with the newest model (training one first when there is
+none) and keeps:
 
 * ``silver.match_edges``: ``left_key, right_key, rule, score`` (rule edges score 1.0,
   ``model`` edges the model's probability, at or above ``clustering.model_threshold``);
-* ``silver.entity_clusters``: ``record_key, cluster_id`` (one row per silver record);
-* ``audit.cut_edges``: edges the size guard cut this run, with the reason.
+* ``silver.entity_clusters``: ``record_key, cluster_id, match_hash`` (one row per silver
+  record; ``match_hash`` is the content of the record as it was resolved);
+* ``silver.oversized_keys``: hashes of blocking values and rule keys over their caps;
+* ``audit.cut_edges``: edges the size guard cut this run, with the reason;
+* ``audit.resolve_runs``: one row per finished run: full or incremental and why, counts.
 
-Both tables are MERGEd by key with rows that vanished deleted, so each Delta version holds
-exactly one run's result, unchanged rows are not rewritten, and the change data feed
-shows what moved. Every row carries ``run_id`` and ``model_version``.
+A run is *incremental* when nothing but silver records changed since the last finished run
+(same model, same matching settings): only new, changed and vanished records are matched
+and only the clusters they touch are recomputed (:mod:`cdi_spark.resolve.incremental`).
+Otherwise, or with ``full=True``, every record is matched again.
+
+Either way only rows that change are written, in one MERGE per table, so each Delta version
+holds one run's changes and the change data feed (on for tables this stage creates) shows
+what moved. Rows carry ``run_id`` (the run that last changed them) and ``model_version``.
 """
 
 from __future__ import annotations
@@ -31,15 +39,25 @@ from pyspark.sql import functions as F
 from cdi_spark import delta_io, tables
 from cdi_spark.config import MatchingConfig, PipelineConfig, load_matching
 from cdi_spark.errors import CdiError, StageError
-from cdi_spark.resolve import matcher
+from cdi_spark.resolve import incremental, matcher
 from cdi_spark.resolve.blocking import candidate_pairs
+from cdi_spark.resolve.clusters import cluster
+from cdi_spark.resolve.incremental import EDGE_KEYS, MATCH_HASH, Delta, ResolveTables, write_changes
+from cdi_spark.resolve.zingg import ModelRef
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ResolveResult:
-    """Counts of one resolve run."""
+    """Counts of one resolve run.
+
+    ``records`` ... ``largest_cluster``, ``edges``, ``skipped_blocks`` and ``overshared_keys``
+    describe the tables after the run; ``candidates`` and ``cut_edges`` what this run scored
+    and cut. ``incremental`` says which path ran and ``reason`` why; ``delta_records`` are the
+    new, changed and vanished records it matched and ``affected_records`` the records whose
+    clusters it recomputed (both every record in a full run).
+    """
 
     records: int
     candidates: int
@@ -51,6 +69,22 @@ class ResolveResult:
     skipped_blocks: int
     overshared_keys: int
     model_version: str
+    incremental: bool = False
+    delta_records: int = 0
+    affected_records: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one path did, before the tables are counted."""
+
+    incremental: bool
+    reason: str
+    delta_records: int
+    affected_records: int
+    candidates: int
+    cut_edges: int
 
 
 def _path(cfg: PipelineConfig, layer: str, name: str) -> str:
@@ -153,8 +187,19 @@ def train_matcher(spark: SparkSession, cfg: PipelineConfig, *, run_id: str) -> m
     return trained
 
 
-def resolve(spark: SparkSession, cfg: PipelineConfig, *, run_id: str) -> ResolveResult:
-    """Match and cluster every silver record; see the module docstring."""
+def resolve(
+    spark: SparkSession, cfg: PipelineConfig, *, run_id: str, full: bool = False, max_delta_share: float = 0.5
+) -> ResolveResult:
+    """Match and cluster the silver records; see the module docstring.
+
+    Args:
+        spark: the session.
+        cfg: the pipeline configuration (lakehouse, matching file).
+        run_id: the run writing the tables.
+        full: match every record again even when an incremental run is possible.
+        max_delta_share: run in full when more than this share of the records is new,
+            changed or gone (an incremental run would then cost more than a full one).
+    """
     matching = load_matching(cfg)
     folder = model_dir(cfg, matching)
     try:
@@ -162,43 +207,171 @@ def resolve(spark: SparkSession, cfg: PipelineConfig, *, run_id: str) -> Resolve
     except CdiError:
         log.info("resolve: no match model under %s yet; training one first", folder)
         model = train_matcher(spark, cfg, run_id=run_id).model
+    records = silver_records(spark, cfg, matching)
+    return resolve_records(
+        spark, records, matching, model, ResolveTables.under(cfg.lakehouse),
+        run_id=run_id, full=full, max_delta_share=max_delta_share,
+    )
+
+
+def resolve_records(
+    spark: SparkSession,
+    records: DataFrame,
+    matching: MatchingConfig,
+    model: ModelRef,
+    paths: ResolveTables,
+    *,
+    run_id: str,
+    full: bool = False,
+    max_delta_share: float = 0.5,
+) -> ResolveResult:
+    """:func:`resolve` on a given match frame, model and set of tables (what tests call).
+
+    Args:
+        records: every current record (``record_key`` and the columns matching reads).
+        paths: where the stage's tables are.
+        Others as in :func:`resolve`.
+    """
     version = model.model_id
-    records = silver_records(spark, cfg, matching).persist()
-    result = None
+    settings = incremental.matching_hash(matching)
+    hashed = incremental.with_match_hash(records, matching).persist()
     try:
-        result = matcher.match(spark, records, matching, model)
-        stamp = [F.lit(run_id).alias("run_id"), F.lit(version).alias("model_version")]
-        edges = result.edges.select(*matcher.EDGE_COLUMNS, *stamp)
-        delta_io.merge_upsert(
-            spark,
-            edges,
-            _path(cfg, tables.SILVER, tables.MATCH_EDGES),
-            keys=("left_key", "right_key", "rule"),
-            user_metadata=run_id,
-            delete_missing=True,
+        possible, reason = (False, "a full rebuild was asked for") if full else incremental.choose_path(
+            spark, paths, model_version=version, settings_hash=settings
         )
-        clusters = result.clusters.select("record_key", "cluster_id", *stamp)
-        delta_io.merge_upsert(
-            spark,
-            clusters,
-            _path(cfg, tables.SILVER, tables.ENTITY_CLUSTERS),
-            keys=("record_key",),
-            user_metadata=run_id,
-            delete_missing=True,
-        )
-        cuts = result.cut_edges.select("*", *stamp)
-        delta_io.overwrite_partition(
-            spark, cuts, _path(cfg, tables.AUDIT, tables.CUT_EDGES), where=f"run_id = '{run_id}'", user_metadata=run_id
-        )
-        return _counts(spark, cfg, result, version)
+        outcome = None
+        if possible:
+            delta = incremental.find_delta(hashed, paths.pinned(spark, "clusters"))
+            total = hashed.count()
+            if delta.size <= max_delta_share * total:
+                outcome = _resolve_incremental(spark, hashed, matching, model, paths, delta, run_id=run_id, why=reason)
+            else:
+                reason = (f"{delta.size} of {total} records are new, changed or gone, more than "
+                          f"max_delta_share {max_delta_share}")
+        if outcome is None:
+            log.info("resolve: full: %s", reason)
+            outcome = _resolve_full(spark, hashed, matching, model, paths, run_id=run_id, why=reason)
+        _record_run(spark, paths, outcome, run_id=run_id, model_version=version, settings_hash=settings,
+                    records=hashed.count())
+        return _counts(spark, paths, outcome, version)
     finally:
-        records.unpersist()
-        if result is not None:
-            result.release()
+        hashed.unpersist()
 
 
-def _counts(spark: SparkSession, cfg: PipelineConfig, result: matcher.MatchResult, version: str) -> ResolveResult:
-    clusters = delta_io.read(spark, _path(cfg, tables.SILVER, tables.ENTITY_CLUSTERS))
+def _stamp(frame: DataFrame, run_id: str, version: str) -> DataFrame:
+    return frame.withColumns({"run_id": F.lit(run_id), "model_version": F.lit(version)})
+
+
+def _write_edges(
+    spark: SparkSession, edges: DataFrame, paths: ResolveTables, run_id: str, version: str,
+    scope: DataFrame | None = None,
+) -> DataFrame:
+    fresh = _stamp(edges.select(*matcher.EDGE_COLUMNS), run_id, version)
+    return write_changes(spark, fresh, paths.edges, keys=EDGE_KEYS, compare=("score", "model_version"),
+                         run_id=run_id, scope=scope)
+
+
+def _write_clusters(
+    spark: SparkSession, clusters: DataFrame, hashed: DataFrame, paths: ResolveTables, run_id: str, version: str,
+    scope: DataFrame | None = None,
+) -> DataFrame:
+    fresh = _stamp(clusters.join(hashed.select("record_key", MATCH_HASH), "record_key"), run_id, version)
+    fresh = fresh.select("record_key", "cluster_id", MATCH_HASH, "run_id", "model_version")
+    return write_changes(spark, fresh, paths.clusters, keys=("record_key",),
+                         compare=("cluster_id", MATCH_HASH, "model_version"), run_id=run_id, scope=scope)
+
+
+def _write_state(spark: SparkSession, found: matcher.EdgeResult, paths: ResolveTables, run_id: str) -> None:
+    fresh = incremental.oversized_keys(found).withColumn("run_id", F.lit(run_id))
+    write_changes(spark, fresh, paths.oversized, keys=("kind", "key", "value_hash"), compare=("records",),
+                  run_id=run_id)
+
+
+def _write_cuts(spark: SparkSession, cuts: DataFrame, paths: ResolveTables, run_id: str, version: str) -> int:
+    delta_io.overwrite_partition(spark, _stamp(cuts, run_id, version), paths.cut_edges,
+                                 where=f"run_id = '{run_id}'", user_metadata=run_id)
+    return cuts.count()
+
+
+def _resolve_full(
+    spark: SparkSession, hashed: DataFrame, matching: MatchingConfig, model: ModelRef, paths: ResolveTables, *,
+    run_id: str, why: str,
+) -> _Outcome:
+    """Match every record, cluster every record, write what changed."""
+    version = model.model_id
+    found = matcher.match_edges(spark, hashed, matching, model)
+    try:
+        _write_edges(spark, found.edges, paths, run_id, version)
+        _write_state(spark, found, paths, run_id)
+        clustering = cluster(hashed.select("record_key"), found.edges, matcher.cluster_settings(matching))
+        _write_clusters(spark, clustering.clusters, hashed, paths, run_id, version)
+        cut = _write_cuts(spark, clustering.cut_edges, paths, run_id, version)
+        total = hashed.count()
+        return _Outcome(False, why, total, total, found.candidates.pairs.count(), cut)
+    finally:
+        found.release()
+
+
+def _resolve_incremental(
+    spark: SparkSession, hashed: DataFrame, matching: MatchingConfig, model: ModelRef, paths: ResolveTables,
+    delta: Delta, *, run_id: str, why: str,
+) -> _Outcome:
+    """Match the delta against every record, recompute the clusters it touches, write what changed."""
+    log.info("resolve: incremental (%s): %d new or changed and %d vanished records",
+             why, delta.changed_count, delta.vanished_count)
+    if not delta.size:
+        return _Outcome(True, why, 0, 0, 0, 0)
+    version = model.model_id
+    before, resolved, old_edges = (paths.pinned(spark, name) for name in ("oversized", "clusters", "edges"))
+    skipped_before, overshared_before = incremental.split_oversized(before)
+    found = matcher.match_edges(spark, hashed, matching, model, changed=delta.changed,
+                                skipped_before=skipped_before, overshared_before=overshared_before)
+    region = None
+    try:
+        stale = incremental.stale_edges(old_edges, hashed, matching, found, before)
+        scope = incremental.edge_scope(old_edges, delta, found, stale)
+        edge_rows = _write_edges(spark, found.edges, paths, run_id, version, scope=scope)
+        _write_state(spark, found, paths, run_id)
+        seeds = delta.changed.unionByName(incremental.endpoints(edge_rows))
+        edges = paths.pinned(spark, "edges")
+        region = incremental.affected_region(hashed.select("record_key"), resolved, edges, seeds, delta.vanished)
+        clustering = cluster(region, incremental.within(edges, region), matcher.cluster_settings(matching))
+        cluster_rows = _write_clusters(spark, clustering.clusters, hashed, paths, run_id, version,
+                                       scope=region.unionByName(delta.vanished))
+        cut = _write_cuts(spark, clustering.cut_edges, paths, run_id, version)
+        affected, candidates = region.count(), found.candidates.pairs.count()
+        log.info("resolve: incremental: %d candidate pairs, %d edge rows and %d cluster rows changed, "
+                 "%d records in affected clusters", candidates, edge_rows.count(), cluster_rows.count(), affected)
+        return _Outcome(True, why, delta.size, affected, candidates, cut)
+    finally:
+        found.release()
+        if region is not None:
+            region.unpersist()
+
+
+def _record_run(spark: SparkSession, paths: ResolveTables, outcome: _Outcome, *, run_id: str, model_version: str,
+                settings_hash: str, records: int) -> None:
+    """Append the run's ``audit.resolve_runs`` row, last: it marks the run finished."""
+    versions = paths.state_versions(spark)
+    row = {
+        "run_id": run_id,
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "incremental": outcome.incremental,
+        "reason": outcome.reason,
+        "model_version": model_version,
+        "matching_hash": settings_hash,
+        "records": records,
+        "delta_records": outcome.delta_records,
+        "affected_records": outcome.affected_records,
+        "candidates": outcome.candidates,
+        **{f"{k}_version": v for k, v in versions.items()},
+    }
+    frame = spark.createDataFrame([row], incremental.RUN_SCHEMA)
+    delta_io.append(spark, frame, paths.runs, user_metadata=run_id)
+
+
+def _counts(spark: SparkSession, paths: ResolveTables, outcome: _Outcome, version: str) -> ResolveResult:
+    clusters = delta_io.read(spark, paths.clusters)
     sizes = clusters.groupBy("cluster_id").count()
     agg = sizes.agg(
         F.count(F.lit(1)).alias("clusters"),
@@ -206,18 +379,23 @@ def _counts(spark: SparkSession, cfg: PipelineConfig, result: matcher.MatchResul
         F.sum((F.col("count") > 1).cast("int")).alias("multi"),
         F.max("count").alias("largest"),
     ).first()
-    edges = delta_io.read(spark, _path(cfg, tables.SILVER, tables.MATCH_EDGES)).count()
+    edges = delta_io.read(spark, paths.edges).count()
+    kinds = {r["kind"]: r["count"] for r in delta_io.read(spark, paths.oversized).groupBy("kind").count().collect()}
     out = ResolveResult(
         records=agg["records"] or 0,
-        candidates=result.candidates.pairs.count(),
+        candidates=outcome.candidates,
         edges=edges,
         clusters=agg["clusters"] or 0,
         multi_record_clusters=agg["multi"] or 0,
         largest_cluster=agg["largest"] or 0,
-        cut_edges=result.cut_edges.count(),
-        skipped_blocks=result.candidates.skipped.count(),
-        overshared_keys=result.overshared.count(),
+        cut_edges=outcome.cut_edges,
+        skipped_blocks=kinds.get("blocking", 0),
+        overshared_keys=kinds.get("rule", 0),
         model_version=version,
+        incremental=outcome.incremental,
+        delta_records=outcome.delta_records,
+        affected_records=outcome.affected_records,
+        reason=outcome.reason,
     )
-    log.info("resolve: %s", ", ".join(f"{k}={v}" for k, v in out.__dict__.items()))
+    log.info("resolve: %s", ", ".join(f"{k}={v}" for k, v in out.__dict__.items() if k != "reason"))
     return out
