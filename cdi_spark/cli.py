@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline's stages", description=cmd_run.__doc__)
     _config_args(run)
     run.add_argument("--full", action="store_true",
-                     help="rebuild resolve and golden from all records instead of incrementally")
+                     help="match every record and rebuild every profile instead of only what changed")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write demo source exports", description=cmd_generate.__doc__)

@@ -67,10 +67,10 @@ def _train_matcher(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> Sta
     return StageReport("train_matcher", counts)
 
 
-def _resolve(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageReport:
+def _resolve(spark: SparkSession, cfg: PipelineConfig, run_id: str, *, full: bool = False) -> StageReport:
     from cdi_spark.resolve.stage import resolve
 
-    result = resolve(spark, cfg, run_id=run_id)
+    result = resolve(spark, cfg, run_id=run_id, full=full)
     counts = {k: v for k, v in result.__dict__.items() if isinstance(v, int)}
     return StageReport("resolve", counts)
 
@@ -89,7 +89,7 @@ STAGES: dict[str, Callable[..., StageReport]] = {
     "golden": _golden,
 }
 # Stages that run incrementally by default and rebuild everything with ``full=True``.
-FULL_CAPABLE = frozenset({"golden"})
+FULL_CAPABLE = frozenset({"resolve", "golden"})
 
 
 def check_stages(cfg: PipelineConfig) -> None:
