@@ -27,8 +27,9 @@ run would have left (only times and run ids differ).
 Incremental runs
 ----------------
 With a previous run and ``full=False``, only *affected* customers are rebuilt: the customers
-(before and after) of every record that is new, changed (its silver row was rewritten since
-the last golden run) or gone, and of every record whose customer id changed. Their profiles
+(before and after) of every record that is new, changed (its fields differ from the
+``record_hash`` the xref kept for it) or gone, and of every record whose customer id
+changed. A record loaded again unchanged touches nothing. Their profiles
 are recomputed from all their records and MERGEd; every other profile is neither read nor
 rewritten. Ids are assigned over all clusters (the keeper's joins are narrow), and the
 Customer 360 activity is aggregated over all activity rows (one aggregation per source) but
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -66,8 +67,20 @@ GOLDEN_RUNS_SCHEMA = T.StructType([
     T.StructField("versions", T.MapType(T.StringType(), T.LongType()), False),  # gold table -> version after
     T.StructField("counts", T.MapType(T.StringType(), T.LongType()), False),
 ])  # fmt: skip
-# Columns of the xref besides record_key and customer_id: where the record comes from.
-XREF_LINEAGE = ("source", "system", "source_record_id", "cluster_id")
+# Columns of the xref besides record_key and customer_id: where the record comes from, and
+# RECORD_HASH: a hash of the record's fields that the profile reads, as the profile last saw them.
+RECORD_HASH = "record_hash"
+XREF_LINEAGE = ("source", "system", "source_record_id", "cluster_id", RECORD_HASH)
+
+
+def record_hash(records: DataFrame) -> Column:
+    """SHA-256 of the fields of a silver record that its customer's profile reads.
+
+    Lineage that changes when an unchanged record is loaded again (run, batch, bronze
+    version) is left out, so a re-export of the same record does not touch its customer.
+    """
+    fields = [c for c in profile.RECORD_COLUMNS if c != "record_key"]
+    return F.sha2(F.to_json(F.struct(*[F.col(c) for c in fields])), 256)
 
 
 @dataclass(frozen=True)
@@ -157,11 +170,15 @@ def build_golden(spark: SparkSession, cfg: PipelineConfig, *, run_id: str, full:
     old_xref = _as_left(spark, cfg, tables.CUSTOMER_XREF, state)
     old_registry = _as_left(spark, cfg, tables.CUSTOMER_IDS, state)
     if old_xref is not None:
-        old_xref = old_xref.filter(~F.col(publish.IS_DELETED)).select("record_key", "customer_id")
+        old_xref = old_xref.filter(~F.col(publish.IS_DELETED))
+        old_hash = F.col(RECORD_HASH) if RECORD_HASH in old_xref.columns else F.lit(None).cast("string")
+        old_xref = old_xref.select("record_key", "customer_id", old_hash.alias(RECORD_HASH))
     if old_registry is not None:
         old_registry = old_registry.select(*ids.REGISTRY_SCHEMA.names)
     assignment = ids.assign_ids(clusters, old_xref, old_registry, run_id=run_id, at=started)
-    lineage = records.select("record_key", "source", "system", "source_record_id")
+    lineage = records.select(
+        "record_key", "source", "system", "source_record_id", record_hash(records).alias(RECORD_HASH)
+    )
     xref = (
         assignment.xref.join(lineage, "record_key", "left")
         .join(clusters, "record_key")
@@ -170,7 +187,7 @@ def build_golden(spark: SparkSession, cfg: PipelineConfig, *, run_id: str, full:
     )
     try:
         _check_records(xref)
-        affected = _affected(spark, records, xref, old_xref, state, records_path) if incremental else None
+        affected = _affected(xref, old_xref) if incremental else None
         result = _write(spark, cfg, run_id, generation, records, xref, assignment, affected)
         n_records, n_customers = _sizes(xref)
         n_affected = affected.count() if affected is not None else n_customers
@@ -199,33 +216,21 @@ def _sizes(xref: DataFrame) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _affected(
-    spark: SparkSession,
-    records: DataFrame,
-    xref: DataFrame,
-    old_xref: DataFrame | None,
-    state: _State,
-    records_path: str,
-) -> DataFrame:
+def _affected(xref: DataFrame, old_xref: DataFrame | None) -> DataFrame:
     """Customer ids (old and new) whose profile may differ from the last run's.
 
-    A record is *touched* when its silver row was rewritten since the last golden run (its
-    ``run_id`` differs from the one it had then, or it is new), when it is gone, or when its
-    customer id changed.
+    A record is *touched* when it is new, gone, its fields changed (its record hash differs
+    from the one the xref kept) or its customer id changed; its old and new customers are
+    affected. One join of the new xref with the old, on record_key.
     """
-    before = delta_io.read(spark, records_path, version=state.silver_version).select(
-        "record_key", F.col("run_id").alias("_old_run")
+    old = old_xref if old_xref is not None else xref.limit(0).select("record_key", "customer_id", RECORD_HASH)
+    pairs = xref.select("record_key", F.col("customer_id").alias("_new"), F.col(RECORD_HASH).alias("_new_hash")).join(
+        old.select("record_key", F.col("customer_id").alias("_old"), F.col(RECORD_HASH).alias("_old_hash")),
+        "record_key",
+        "full_outer",
     )
-    now = records.select("record_key", "run_id")
-    rewritten = now.join(before, "record_key", "full_outer").filter(
-        ~F.col("run_id").eqNullSafe(F.col("_old_run"))
-    ).select("record_key")  # fmt: skip
-    old = old_xref if old_xref is not None else xref.limit(0).select("record_key", "customer_id")
-    pairs = xref.select("record_key", F.col("customer_id").alias("_new")).join(
-        old.select("record_key", F.col("customer_id").alias("_old")), "record_key", "full_outer"
-    )
-    touched = pairs.join(rewritten.withColumn("_rewritten", F.lit(True)), "record_key", "left").filter(
-        F.col("_rewritten") | ~F.col("_new").eqNullSafe(F.col("_old"))
+    touched = pairs.filter(
+        ~F.col("_new").eqNullSafe(F.col("_old")) | ~F.col("_new_hash").eqNullSafe(F.col("_old_hash"))
     )
     ids_ = touched.select(F.explode(F.array("_new", "_old")).alias("customer_id"))
     return ids_.filter(F.col("customer_id").isNotNull()).distinct().persist(StorageLevel.MEMORY_AND_DISK)
