@@ -23,11 +23,15 @@ Columns of ``audit.runs``:
                   bigint>>                     finished)
 ``metrics``       map<string, double>          match metrics: the resolve stage's counts, and
                                                whatever the caller adds
+``seconds``       map<string, double>          stage -> its wall time in seconds (stages that
+                                               finished); the run report's stage timings
 ================  ===========================  ================================================
 
 A run id that is used again (the demo runs its stages in two calls under one id, or an
 operator re-runs a crashed run with ``--run-id``) extends its row: the first start time
-stays, stages, counts and versions are added to.
+stays, stages, counts, seconds and versions are added to. A table written before the
+``seconds`` column existed gains it at the next write (Delta schema evolution); its old
+rows read as no seconds.
 
 Example:
     Which version of the golden profiles did a run produce, and with which configuration?
@@ -83,6 +87,7 @@ RUNS_SCHEMA = StructType([
     StructField("versions", MapType(StringType(), LongType(), False), False),
     StructField("counts", MapType(StringType(), MapType(StringType(), LongType(), False), False), False),
     StructField("metrics", MapType(StringType(), DoubleType(), False), False),
+    StructField("seconds", MapType(StringType(), DoubleType(), False), False),
 ])
 # Commits are matched to the run by user metadata; the start time only bounds the history
 # read. The slack allows for a storage clock that runs behind the driver's.
@@ -105,6 +110,7 @@ class RunRecord:
     versions: dict[str, int] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def runs_path(lakehouse: str) -> str:
@@ -206,6 +212,11 @@ def stage_counts(reports: Sequence[Any]) -> dict[str, dict[str, int]]:
     return {r.stage: {k: int(v) for k, v in r.counts.items()} for r in reports}
 
 
+def stage_seconds(reports: Sequence[Any]) -> dict[str, float]:
+    """stage -> its report's wall time in seconds."""
+    return {r.stage: float(r.seconds) for r in reports}
+
+
 def match_metrics(reports: Sequence[Any]) -> dict[str, float]:
     """The resolve stage's numeric counts as metrics (records, edges, clusters, ...)."""
     return {
@@ -220,12 +231,13 @@ def match_metrics(reports: Sequence[Any]) -> dict[str, float]:
 
 
 @contextmanager
-def _own_job_group(spark: SparkSession) -> Iterator[None]:
-    """Run the audit's Spark jobs in a job group of their own, so that a caller counting the
-    jobs of its group (the benchmark) counts the stages' jobs only."""
+def own_job_group(spark: SparkSession, group: str = JOB_GROUP) -> Iterator[None]:
+    """Run the block's Spark jobs in job group ``group``, so that a caller counting the jobs of
+    its own group (the benchmark) counts the stages' jobs only, not the bookkeeping's
+    (``audit.runs``, the run report)."""
     sc = spark.sparkContext
     before = sc.getLocalProperty("spark.jobGroup.id")
-    sc.setLocalProperty("spark.jobGroup.id", JOB_GROUP)
+    sc.setLocalProperty("spark.jobGroup.id", group)
     try:
         yield
     finally:
@@ -247,6 +259,7 @@ def read_run(spark: SparkSession, lakehouse: str, run_id: str) -> RunRecord | No
     values["stages"] = tuple(values["stages"] or ())
     values["counts"] = {k: dict(v) for k, v in (values["counts"] or {}).items()}
     values["versions"], values["metrics"] = dict(values["versions"] or {}), dict(values["metrics"] or {})
+    values["seconds"] = dict(values.get("seconds") or {})  # absent from tables written before it existed
     return RunRecord(**{k: values[k] for k in (f.name for f in dataclasses.fields(RunRecord))})
 
 
@@ -258,9 +271,9 @@ def record_run(spark: SparkSession, lakehouse: str, record: RunRecord) -> int:
     """
     row = (record.run_id, record.started_at, record.ended_at, record.status, record.error, list(record.stages),
            record.config_hash, dict(record.versions), {k: dict(v) for k, v in record.counts.items()},
-           dict(record.metrics))  # fmt: skip
+           dict(record.metrics), dict(record.seconds))  # fmt: skip
     df = spark.createDataFrame([row], RUNS_SCHEMA)
-    with _own_job_group(spark):
+    with own_job_group(spark):
         return delta_io.merge_upsert(spark, df, runs_path(lakehouse), keys=["run_id"], user_metadata=record.run_id)
 
 
@@ -271,7 +284,7 @@ def start_run(spark: SparkSession, cfg: PipelineConfig, run_id: str, *, now: dat
         The record written; pass it to :func:`finish_run`.
     """
     now = now or datetime.now(UTC)
-    with _own_job_group(spark):
+    with own_job_group(spark):
         previous = read_run(spark, cfg.lakehouse, run_id)
     record = RunRecord(run_id, now, tuple(cfg.stages), config_hash(cfg))
     if previous is not None:
@@ -308,7 +321,7 @@ def finish_run(
     Returns:
         The record written.
     """
-    with _own_job_group(spark):
+    with own_job_group(spark):
         versions = committed_versions(spark, cfg.lakehouse, run.run_id, run.started_at)
     message = None if error is None else f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
     record = dataclasses.replace(
@@ -319,6 +332,7 @@ def finish_run(
         versions={**run.versions, **versions},
         counts={**run.counts, **stage_counts(reports)},
         metrics={**run.metrics, **match_metrics(reports), **(metrics or {})},
+        seconds={**run.seconds, **stage_seconds(reports)},
     )
     record_run(spark, cfg.lakehouse, record)
     return record
