@@ -1,0 +1,1 @@
+"""Activation: the golden customers sent to downstream systems, and erasure of a person (GDPR)."""
