@@ -322,6 +322,8 @@ class PipelineConfig:
         survivorship: survivorship configuration file, relative to this file.
         customer_360: Customer 360 activity configuration file, relative to this file.
         quality: data-quality thresholds file, relative to this file.
+        activation: downstream export targets file, relative to this file (read when the
+            ``activate`` stage or ``cdi-spark export`` runs).
         gold: upkeep of the gold tables (OPTIMIZE schedule, VACUUM retention).
         sources: filled by :func:`load_config` from ``sources_dir``.
         path: the file this configuration was read from.
@@ -337,6 +339,7 @@ class PipelineConfig:
     survivorship: str = "survivorship.yml"
     customer_360: str = "customer_360.yml"
     quality: str = "quality.yml"
+    activation: str = "activation.yml"
     gold: GoldConfig = field(default_factory=GoldConfig)
     sources: tuple[SourceConfig, ...] = field(default=(), init=False)
     path: str = field(default="", init=False)
@@ -410,6 +413,8 @@ def load_config(path: str | Path, **overrides: Any) -> PipelineConfig:
         from cdi_spark.golden.c360 import load_c360  # Spark-free to load; avoids an import cycle
 
         load_c360(cfg.base_dir / cfg.customer_360)
+    if "activate" in cfg.stages:
+        load_activation(cfg)
     return cfg
 
 
@@ -839,3 +844,180 @@ class QualityConfig:
 def load_quality(cfg: PipelineConfig) -> QualityConfig:
     """The data-quality thresholds named by ``cfg.quality``."""
     return load_file(QualityConfig, cfg.base_dir / cfg.quality)
+
+
+# --------------------------------------------------------------------------------------------
+# Activation: exports of changed customers to downstream systems (conf/activation.yml)
+# --------------------------------------------------------------------------------------------
+
+ExportSource = Literal["customer_profile", "customer_360"]  # the gold tables a target can read
+EXPORT_SOURCES: tuple[str, ...] = typing.get_args(ExportSource)
+_EXPORT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ExportField:
+    """One column of an export: an entry of a target's ``fields:``.
+
+    In YAML a bare column name (``- email``) or a mapping
+    ``{from: birth_date, to: BirthDate, format: yyyy-MM-dd}``.
+
+    Attributes:
+        from_: a column of the target's source table, or its source-ids column
+            ``<system>_ids`` (YAML key ``from``).
+        to: the column's name in the export; default: the same as ``from``.
+        format: for a date or timestamp: a Spark datetime pattern (``yyyy-MM-dd``,
+            ``yyyy-MM-dd'T'HH:mm:ss'Z'``); timestamps are formatted in UTC.
+        join: for an array: its elements joined into one text with this separator.
+    """
+
+    from_: str
+    to: str | None = None
+    format: str | None = None
+    join: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.join is not None:
+            raise ValueError("give format (for a date or timestamp) or join (for an array), not both")
+
+    @property
+    def name(self) -> str:
+        """The column's name in the export."""
+        return self.to or self.from_
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """One downstream system that receives changed customers (an entry of ``targets:``).
+
+    Attributes:
+        name: the target (snake_case); its watermark and ``--target`` use it.
+        format: the files written: ``csv`` (header, RFC 4180 quoting), ``jsonl``, ``parquet``.
+        path: the folder that receives one sub-folder per export; relative to the
+            lakehouse, or absolute (``/data/out``, ``s3a://bucket/crm``).
+        fields: the columns sent, in order; ``customer_id`` must be one of them (under
+            any name): deletes are sent by it.
+        source: the gold table read: ``customer_profile`` or ``customer_360`` (the
+            profile plus orders, revenue, tickets and product activity).
+        source_ids: a system (``crm``) whose record ids each row carries, in column
+            ``<system>_ids`` (an array: one customer may hold several records of that
+            system), so that the system can update its own records in place. Deletes carry
+            it too. Appended after ``fields`` unless they list it.
+        include_deleted: send deletes (customers merged into another, gone, or erased).
+        change_column: name of the column saying ``insert``, ``update``, ``delete`` or
+            ``upsert`` (full exports).
+        files: files per export (rows are spread evenly over them).
+    """
+
+    name: str
+    format: Literal["csv", "jsonl", "parquet"]
+    path: str
+    fields: tuple[ExportField, ...]
+    source: ExportSource = "customer_profile"
+    source_ids: str | None = None
+    include_deleted: bool = True
+    change_column: str = "change"
+    files: int = 1
+
+    def __post_init__(self) -> None:
+        if not _EXPORT_NAME.match(self.name):
+            raise ValueError(f"name {self.name!r} must be snake_case: lower-case letters, digits and _")
+        if not self.fields:
+            raise ValueError("fields must list at least one column")
+        if not any(f.from_ == "customer_id" for f in self.fields):
+            raise ValueError("fields must include customer_id, the key deletes are sent by: add `- customer_id` "
+                             "or `{from: customer_id, to: <your name>}`")
+        if self.source_ids is not None and not _EXPORT_NAME.match(self.source_ids):
+            raise ValueError(f"source_ids must name a system (crm, billing, ...), found {self.source_ids!r}")
+        if self.files < 1:
+            raise ValueError(f"files must be at least 1, found {self.files}")
+        seen: dict[str, str] = {}
+        for name in [self.change_column, *(f.name for f in self.columns)]:
+            if name.lower() in seen:
+                raise ValueError(f"column name {name!r} is used twice (as {seen[name.lower()]!r} too; names are "
+                                 "compared ignoring case); rename one with `to:` or change_column")
+            seen[name.lower()] = name
+
+    @property
+    def ids_column(self) -> str | None:
+        """The source-ids column, ``<source_ids>_ids``, when the target has one."""
+        return f"{self.source_ids}_ids" if self.source_ids else None
+
+    @property
+    def columns(self) -> tuple[ExportField, ...]:
+        """The columns sent: ``fields``, plus the source-ids column when they do not list it."""
+        ids = self.ids_column
+        if ids is None or any(f.from_ == ids for f in self.fields):
+            return self.fields
+        return (*self.fields, ExportField(ids))
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    """Downstream exports (``conf/activation.yml``): one entry per target system.
+
+    Attributes:
+        targets: the targets, exported in this order.
+        path: the file this configuration was read from.
+    """
+
+    targets: tuple[ExportTarget, ...]
+    path: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ValueError("targets must list at least one target")
+        for attribute in ("name", "path"):
+            values = [getattr(t, attribute) for t in self.targets]
+            twice = next((v for v in values if values.count(v) > 1), None)
+            if twice is not None:
+                raise ValueError(f"targets: two targets have {attribute} {twice!r}; each needs its own")
+
+    def select(self, names: typing.Sequence[str] | None) -> tuple[ExportTarget, ...]:
+        """The targets called ``names`` (all when None), in the file's order.
+
+        Raises:
+            ConfigError: a name is not a target.
+        """
+        if not names:
+            return self.targets
+        known = [t.name for t in self.targets]
+        for name in names:
+            if name not in known:
+                raise ConfigError(self.path, "targets", f"no target named {name!r}; targets: {', '.join(known)}")
+        return tuple(t for t in self.targets if t.name in names)
+
+    def key_of(self, target: ExportTarget) -> str:
+        """The dotted key of ``target`` in the file (``targets[2]``), for messages."""
+        return f"targets[{self.targets.index(target)}]"
+
+
+def load_activation(cfg: PipelineConfig) -> ActivationConfig:
+    """The export targets named by ``cfg.activation`` (relative to the pipeline file).
+
+    Raises:
+        ConfigError: the file is missing or holds an unknown key, a wrong type or value.
+    """
+    path = cfg.base_dir / cfg.activation
+    data = read_yaml(path) or {}
+    if isinstance(data, dict) and isinstance(data.get("targets"), list):
+        for target in data["targets"]:
+            if isinstance(target, dict) and isinstance(target.get("fields"), list):
+                target["fields"] = [_field_entry(entry) for entry in target["fields"]]
+    try:
+        activation = parse(ActivationConfig, data, file=path)
+    except ConfigError as exc:  # speak of `from`, the YAML key, not of the attribute from_
+        key = re.sub(r"\.from_$", ".from", exc.key)
+        problem = exc.problem.replace("keys from_,", "keys from,").replace("one of: from_,", "one of: from,")
+        raise ConfigError(exc.file, key, problem) from None
+    object.__setattr__(activation, "path", str(path))
+    return activation
+
+
+def _field_entry(entry: Any) -> Any:
+    """A ``fields:`` entry as :class:`ExportField` keys: a bare name is ``{from: name}``."""
+    if isinstance(entry, str):
+        return {"from_": entry}
+    if isinstance(entry, dict):
+        return {("from_" if key == "from" else key): value for key, value in entry.items()}
+    return entry

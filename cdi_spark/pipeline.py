@@ -81,12 +81,20 @@ def _golden(spark: SparkSession, cfg: PipelineConfig, run_id: str, *, full: bool
     return StageReport("golden", build_golden(spark, cfg, run_id=run_id, full=full).counts())
 
 
+def _activate(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> StageReport:
+    from cdi_spark.activate.export import counts, export
+    from cdi_spark.config import load_activation
+
+    return StageReport("activate", counts(export(spark, cfg, load_activation(cfg), run_id=run_id)))
+
+
 STAGES: dict[str, Callable[..., StageReport]] = {
     "ingest": _ingest,
     "standardize": _standardize,
     "train_matcher": _train_matcher,
     "resolve": _resolve,
     "golden": _golden,
+    "activate": _activate,
 }
 # Stages that run incrementally by default and rebuild everything with ``full=True``.
 FULL_CAPABLE = frozenset({"resolve", "golden"})
