@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from cdi_spark.config import SparkProfile
@@ -15,7 +17,7 @@ TEST_PROFILE = SparkProfile(
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "false",
-        "spark.driver.memory": "2g",
+        "spark.driver.memory": "3g",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
     },
@@ -50,3 +52,23 @@ def _clean_spark_state(request):
         for view in session.catalog.listTables():
             if view.isTemporary:
                 session.catalog.dropTempView(view.name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_delta_tables():
+    """After each module, drop Delta's cache of table logs and their snapshot states.
+
+    Delta keeps every table it has read (a ``DeltaLog`` with its snapshot's cached state and
+    query plans) for an hour. A test run reads hundreds of short-lived tables in one JVM;
+    kept, they filled the driver's heap and the run ended in back-to-back full GCs.
+    """
+    yield
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    context, session = SparkContext._active_spark_context, SparkSession.getActiveSession()
+    if context is None or session is None:
+        return  # the module used no Spark
+    gc.collect()  # Python's DataFrame proxies, so the JVM may free what they held
+    session.catalog.clearCache()
+    context._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
