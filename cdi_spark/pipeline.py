@@ -121,7 +121,7 @@ def new_run_id() -> str:
 
 
 def run_pipeline(
-    spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None = None, full: bool = False
+    spark: SparkSession, cfg: PipelineConfig, *, run_id: str | None = None, full: bool = False, report: bool = True
 ) -> list[StageReport]:
     """Run ``cfg.stages`` in order, recording the run in ``audit.runs``.
 
@@ -136,6 +136,9 @@ def run_pipeline(
         run_id: defaults to a new id.
         full: stages that run incrementally (:data:`FULL_CAPABLE`) rebuild from all their
             inputs instead.
+        report: write the run report (``<lakehouse>/reports/<run_id>/report.html`` and
+            ``.json``, see :mod:`cdi_spark.report`) once the run is recorded, after a failure
+            too. A report that cannot be written is logged, never raised.
 
     Returns:
         One report per stage, in order.
@@ -155,8 +158,12 @@ def run_pipeline(
                 reports.append(_run_stage(spark, cfg, name, run_id, full=full))
         except Exception as exc:
             _record_failure(spark, cfg, run, reports, exc)
+            if report:
+                _write_report(spark, cfg, run_id)
             raise
         runs.finish_run(spark, cfg, run, reports)
+        if report:
+            _write_report(spark, cfg, run_id)
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
     return reports
@@ -170,6 +177,16 @@ def _record_failure(
         runs.finish_run(spark, cfg, run, reports, error=exc)
     except Exception:  # noqa: BLE001 - the stage's error is the one to raise
         log.exception("run %s: could not record the failure in audit.runs", run.run_id)
+
+
+def _write_report(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> None:
+    """Write the run's report; a report that fails is logged, never raised (the run is done)."""
+    from cdi_spark.report import write_report
+
+    try:
+        write_report(spark, cfg, run_id)
+    except Exception:  # noqa: BLE001 - the run's own outcome stands
+        log.exception("run %s: the run report could not be written", run_id)
 
 
 def _run_stage(spark: SparkSession, cfg: PipelineConfig, name: str, run_id: str, *, full: bool = False) -> StageReport:

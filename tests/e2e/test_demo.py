@@ -89,6 +89,18 @@ def test_resolve_clusters_every_record_and_matches_the_truth(spark, demo):
     assert f"<-> {edge['right_key']}: model" in explain_cluster(spark, cfg, cluster_id)
 
 
+def test_each_run_leaves_its_report_beside_the_tables(spark, demo):
+    base, _ = demo
+    runs = _table(spark, base, "audit", "runs").filter(F.col("status") == "succeeded").collect()
+    assert runs
+    for run in runs:
+        folder = base / "lakehouse" / "reports" / run["run_id"]
+        figures = json.loads((folder / "report.json").read_text())
+        assert figures["sections"], run["run_id"]
+        html = (folder / "report.html").read_text()
+        assert run["run_id"] in html and "data:image/png;base64," in html
+
+
 def test_second_run_adds_no_rows(spark, demo):
     base, args = demo
     before = {(t.layer, t.name): t.rows for t in summarize(spark, base / "lakehouse")}
