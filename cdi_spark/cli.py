@@ -114,32 +114,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
         log.info("demo: generated %s people in %.1f s", f"{args.people:,}", clock["seconds"])
     else:
         log.info("demo: reusing the data in %s (%s people, seed %s)", data_dir, args.people, args.seed)
+    from cdi_spark.pipeline import new_run_id
+    from cdi_spark.report import report_paths
+
+    run_id = new_run_id()
     with timed() as clock:
-        reports = _run_demo_pipeline(spark, cfg, data_dir)
+        reports = _run_demo_pipeline(spark, cfg, data_dir, run_id)
     print(f"\ncdi-spark demo: {args.people:,} people, pipeline ran in {clock['seconds']:.1f} s")
     for report in reports:
         counts = ", ".join(f"{k}={v:,}" for k, v in report.counts.items())
         print(f"  {report.stage:<12} {report.seconds:7.1f} s  {counts}")
     print(f"\nDelta tables under {Path(cfg.lakehouse).resolve()}:\n")
     print(format_summary(summarize(spark, cfg.lakehouse)))
+    print(f"\nRun report: {report_paths(cfg.lakehouse, run_id).html}")
     raise_for_problems(reports)
     return 0
 
 
-def _run_demo_pipeline(spark, cfg: PipelineConfig, data_dir: Path) -> list:
+def _run_demo_pipeline(spark, cfg: PipelineConfig, data_dir: Path, run_id: str) -> list:
     """Run the stages; before the first matching stage, if nobody has labelled pairs yet,
     label some from the generator's ground truth (as a data steward would) so that a real
     model is trained without a person."""
     from cdi_spark import delta_io
-    from cdi_spark.pipeline import new_run_id, run_pipeline
+    from cdi_spark.pipeline import run_pipeline
     from cdi_spark.resolve.labels import read_generated_truth
     from cdi_spark.resolve.stage import label_from_truth, labels_path
 
-    run_id = new_run_id()
     first = next((i for i, s in enumerate(cfg.stages) if s in ("train_matcher", "resolve")), None)
     if first is None or delta_io.exists(spark, labels_path(cfg)):
         return run_pipeline(spark, cfg, run_id=run_id)
-    reports = run_pipeline(spark, cfg.with_stages(cfg.stages[:first]), run_id=run_id)
+    reports = run_pipeline(spark, cfg.with_stages(cfg.stages[:first]), run_id=run_id, report=False)
     with timed() as clock:
         written = label_from_truth(spark, cfg, read_generated_truth(spark, str(data_dir / "truth")), run_id=run_id)
     log.info("demo: %d candidate pairs labelled from the ground truth in %.1f s", written, clock["seconds"])
@@ -206,6 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
                            description=cmd_bench.__doc__)
     bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)
+
+    from cdi_spark.activate.commands import add_arguments as export_arguments
+    from cdi_spark.activate.commands import cmd_export
+
+    export = sub.add_parser("export", help="export changed customers to downstream systems",
+                            description=cmd_export.__doc__)
+    export_arguments(export)
+    export.set_defaults(func=cmd_export)
+
+    from cdi_spark.activate import erase, pii
+
+    eraser = sub.add_parser("erase", help="erase a person (GDPR) from every layer", description=erase.cmd_erase.__doc__)
+    erase.add_arguments(eraser)
+    eraser.set_defaults(func=erase.cmd_erase)
+    analyst = sub.add_parser("analyst-table", help="write the profiles with PII hashed or masked, for analysts",
+                             description=pii.cmd_analyst_table.__doc__)
+    pii.add_arguments(analyst)
+    analyst.set_defaults(func=pii.cmd_analyst_table)
 
     from cdi_spark.resolve.commands import add_commands
 

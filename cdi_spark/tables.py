@@ -27,6 +27,7 @@ RUNS = "runs"  # audit: one row per pipeline run
 DATA_QUALITY = "data_quality"  # audit: field quality per source and run
 ID_EVENTS = "id_events"  # audit: create / merge / split / retire of customer ids
 GOLDEN_RUNS = "golden_runs"  # audit: one row per completed golden run: versions read and written
+EXPORT_WATERMARKS = "export_watermarks"  # audit: one row per export to a downstream target: the versions sent
 CUSTOMER_RECORDS = "customer_records"  # silver
 MATCH_EDGES = "match_edges"  # silver
 MATCH_LABELS = "match_labels"  # silver: labelled record pairs (is_match) for training
@@ -37,6 +38,9 @@ CUSTOMER_XREF = "customer_xref"  # gold
 CUSTOMER_IDS = "customer_ids"  # gold: every customer id ever issued, status and survivor
 CUSTOMER_PROFILE = "customer_profile"  # gold
 CUSTOMER_360 = "customer_360"  # gold
+CUSTOMER_PROFILE_ANALYST = "customer_profile_analyst"  # gold: the profiles with PII hashed or masked (analysts)
+ERASURES = "erasures"  # audit: one row per GDPR erasure: salted request hash, tables and rows touched; no PII
+ERASURE_TOMBSTONES = "erasure_tombstones"  # audit: erased customer ids and source ids, for the exports; no PII
 
 # --------------------------------------------------------------------------------------------
 # Bronze lineage columns (every bronze and quarantine row carries them)
