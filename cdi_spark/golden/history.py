@@ -18,6 +18,8 @@ versions older than its retention (7 days by default).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -311,3 +313,60 @@ def _snapshot(spark: SparkSession, path: str, version: int | None) -> DataFrame:
     if IS_DELETED in rows.columns:
         rows = rows.filter(~F.col(IS_DELETED))
     return rows.drop(CONTENT_HASH)
+
+
+@dataclass(frozen=True)
+class IdStability:
+    """How many customers that a later run did not touch kept their id (:func:`id_stability`)."""
+
+    customers: int  # live customers after the earlier run
+    touched: int  # of them, those the later run's records touched
+    kept: int  # untouched customers whose every record still has their id
+
+    @property
+    def untouched(self) -> int:
+        return self.customers - self.touched
+
+    @property
+    def rate(self) -> float | None:
+        """Share of the untouched customers that kept their id (None when none was untouched)."""
+        return self.kept / self.untouched if self.untouched else None
+
+
+def id_stability(spark: SparkSession, lakehouse: str, run_a: str, run_b: str) -> IdStability:
+    """Did the customers that run ``run_b`` did not touch keep the ids run ``run_a`` gave them?
+
+    A record is touched when it is in ``silver.customer_records`` after ``run_b`` with a
+    ``run_id`` it did not have after ``run_a`` (new, or written again because its source sent
+    it again), or when it was there after ``run_a`` and is gone. A customer of ``run_a`` is
+    touched when one of its records is, or when one of its records now belongs to a customer
+    that holds a touched record (a new record that joins two customers touches both). An
+    untouched customer keeps its id when every one of its records still maps to it in
+    ``gold.customer_xref``.
+
+    Raises:
+        ValueError: a run is not in ``audit.runs``.
+    """
+    xref_name, xref_path = _table_path(lakehouse, tables.CUSTOMER_XREF)
+    silver_name, silver_path = _table_path(lakehouse, f"{tables.SILVER}.{tables.CUSTOMER_RECORDS}")
+    before = _snapshot(spark, xref_path, run_version(spark, lakehouse, run_a, xref_name)).select(
+        "record_key", F.col(KEY).alias("old_id"))
+    after = _snapshot(spark, xref_path, run_version(spark, lakehouse, run_b, xref_name)).select("record_key", KEY)
+    records_a, records_b = (
+        _snapshot(spark, silver_path, run_version(spark, lakehouse, r, silver_name)).select("record_key", RUN_ID)
+        for r in (run_a, run_b)
+    )
+    touched_records = records_b.join(records_a, ["record_key", RUN_ID], "left_anti").select("record_key").union(
+        records_a.join(records_b, "record_key", "left_anti").select("record_key"))
+    touched_new_ids = after.join(touched_records, "record_key").select(KEY).distinct()
+    touched_old_ids = (
+        before.join(touched_records, "record_key").select("old_id")
+        .union(before.join(after, "record_key").join(touched_new_ids, KEY).select("old_id"))
+        .distinct()
+    )
+    untouched = before.join(touched_old_ids, "old_id", "left_anti")
+    per_customer = untouched.join(after, "record_key", "left").groupBy("old_id").agg(
+        F.min(F.coalesce(F.col(KEY) == F.col("old_id"), F.lit(False))).alias("same"))
+    row = per_customer.agg(F.count(F.lit(1)).alias("untouched"), F.count_if("same").alias("kept")).first()
+    customers = before.select("old_id").distinct().count()
+    return IdStability(customers, customers - int(row["untouched"]), int(row["kept"] or 0))

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from cdi_spark import delta_io, runs
-from cdi_spark.golden.history import diff_runs, profile_as_of, profile_history, run_version
+from cdi_spark.golden.history import IdStability, diff_runs, id_stability, profile_as_of, profile_history, run_version
 from cdi_spark.golden.publish import publish
-from cdi_spark.tables import CUSTOMER_IDS, CUSTOMER_PROFILE, GOLD, table_path
+from cdi_spark.tables import CUSTOMER_IDS, CUSTOMER_PROFILE, CUSTOMER_RECORDS, CUSTOMER_XREF, GOLD, SILVER, table_path
 
 PROFILE = "customer_id string, name string, email string, emails array<string>"
 RUN_1 = [("C1", "Ann", "ann@old.example", ["ann@old.example"]), ("C2", "Bob", None, []), ("C3", "Bobby", None, [])]
@@ -79,3 +79,28 @@ def test_diff_runs_lists_added_removed_and_changed_customers(spark, lake):
     assert diff_runs(spark, lake, "r2", "r3").count() == 0
     with pytest.raises(ValueError, match="not in audit.runs"):
         run_version(spark, lake, "r404", "gold.customer_profile")
+
+
+def test_id_stability_keeps_only_customers_no_new_or_rewritten_record_reached(spark, tmp_path):
+    lakehouse = str(tmp_path / "lakehouse")
+    xref_path = table_path(lakehouse, GOLD, CUSTOMER_XREF)
+    silver_path = table_path(lakehouse, SILVER, CUSTOMER_RECORDS)
+    day1 = {"a1": ("C1", "r1"), "a2": ("C1", "r1"), "b1": ("C2", "r1"), "c1": ("C3", "r1"),
+            "d1": ("C4", "r1"), "d2": ("C4", "r1"), "e1": ("C5", "r1")}
+    # r2: new record n1 joins C2 and C3 (C3 merged into C2); d2 is sent again; e1 got a new id
+    # though nothing touched it (the one instability)
+    day2 = {**day1, "c1": ("C2", "r1"), "n1": ("C2", "r2"), "d2": ("C4", "r2"), "e1": ("C6", "r1")}
+    for run, records in (("r1", day1), ("r2", day2)):
+        xref = spark.createDataFrame([(k, c) for k, (c, _) in records.items()], "record_key string, customer_id string")
+        silver = spark.createDataFrame([(k, r) for k, (_, r) in records.items()], "record_key string, run_id string")
+        versions = {
+            "gold.customer_xref": publish(spark, xref, xref_path, keys=["record_key"], run_id=run).version,
+            "silver.customer_records": delta_io.merge_upsert(spark, silver, silver_path, keys=["record_key"]),
+        }
+        started = datetime(2026, 2, int(run[1:]), tzinfo=UTC)
+        runs.record_run(spark, lakehouse, runs.RunRecord(run, started, ("golden",), versions=versions))
+
+    stability = id_stability(spark, lakehouse, "r1", "r2")
+    assert stability == IdStability(customers=5, touched=3, kept=1)  # touched: C2, C3, C4; kept: C1, not C5
+    assert (stability.untouched, stability.rate) == (2, 0.5)
+    assert id_stability(spark, lakehouse, "r2", "r2") == IdStability(customers=4, touched=0, kept=4)
