@@ -6,7 +6,7 @@ SEED ?= 42
 CONFIG ?= conf/pipeline.yml
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint clean bench
+.PHONY: setup demo test test-fast lint clean bench cluster-check
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
@@ -20,14 +20,19 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not zingg and not e2e and not cluster" $(PYTEST_ARGS)
 
-# `make bench PEOPLE=100000 REPEAT=3 [STAGES=ingest]`: PEOPLE defaults to 100000 here, not the demo's 3000.
+# `make bench PEOPLE=100000 REPEAT=3 [STAGES=ingest] [DAY2=1]`: PEOPLE defaults to 100000 here, not the demo's 3000.
 BENCH_PEOPLE = $(if $(filter file,$(origin PEOPLE)),100000,$(PEOPLE))
 REPEAT ?= 2
 STAGES ?=
+DAY2 ?=
 
 bench: setup
 	$(PY) jobs/benchmark.py --config $(CONFIG) --people $(BENCH_PEOPLE) --seed $(SEED) --repeat $(REPEAT) \
-		$(if $(STAGES),--stages $(STAGES))
+		$(if $(STAGES),--stages $(STAGES)) $(if $(DAY2),--day2)
+
+# A standalone master and two workers on this machine; the pipeline submitted to them must give the local run's tables.
+cluster-check: setup
+	VENV=$(VENV) bash scripts/local_cluster.sh check
 
 lint: setup
 	$(VENV)/bin/ruff check cdi_spark jobs tests

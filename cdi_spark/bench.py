@@ -8,7 +8,26 @@
    :func:`cdi_spark.pipeline.run_pipeline`, one stage at a time, on a fresh lakehouse
    (``<data-dir>/lakehouse``, removed before every repeat);
 3. prints a table of medians and appends one JSON line per size to ``bench/results.jsonl``
-   (date, git commit, cores, memory, load average, N, repeats, every repeat's figures).
+   (date, git commit, cores, memory, load average, N, repeats, every repeat's figures);
+4. with ``--day2``: generates the next day's batch of the same people (about 5% new people,
+   10% changed, 3% new duplicates per system, new activity: see
+   :mod:`cdi_spark.generate.day2`) of the largest size and runs the stages again on its last
+   repeat's lakehouse, as an incremental run. Its figures go into the same JSON line under ``day2``: each stage,
+   the run's total seconds as a ratio to the full run's (median) total, and, when the
+   golden stage ran, the id stability (:func:`cdi_spark.golden.history.id_stability`: the
+   share of the customers day 2 did not touch that kept their id).
+
+The **I/O floor** (``--floor``, on by default) is measured beside them: every source's raw
+files read with Spark's own reader for the format (CSV with its header and dialect, every
+column a string; JSON with ``primitivesAsString``; Parquet as it is) and written once as
+Delta, no checks, no lineage, no transformation: what this machine needs to move the bytes.
+Stages and the whole run are reported as a ratio to it. With several ``--people`` sizes the
+growth exponent of each stage is computed between the two largest
+(:mod:`cdi_spark.bench_report`), and each bench run writes ``bench/results/<time>-<people>.json``
+per size plus a Markdown table and a log-log plot of seconds per stage against records.
+
+All stages of one pass share one run id (one row in ``audit.runs``); the bench writes no run
+report, so report time is in no figure.
 
 What each figure measures
 -------------------------
@@ -69,6 +88,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "conf/pipeline.yml"
 DEFAULT_DATA_DIR = "bench/data"
 DEFAULT_RESULTS = "bench/results.jsonl"
+DEFAULT_REPORTS = "bench/results"
 MARKER = "_bench.json"
 SAMPLE_SECONDS = 0.2
 MB = 1024 * 1024
@@ -252,8 +272,8 @@ def with_stages(cfg: PipelineConfig, stages: Sequence[str], **changes: str) -> P
     return out
 
 
-def run_stage(spark, cfg: PipelineConfig, stage: str, *, before: int | None) -> StageRun:
-    """Run one stage through the pipeline runner and measure it."""
+def run_stage(spark, cfg: PipelineConfig, stage: str, *, before: int | None, run_id: str) -> StageRun:
+    """Run one stage of run ``run_id`` through the pipeline runner and measure it."""
     from cdi_spark.pipeline import run_pipeline
 
     cfg = with_stages(cfg, [stage])
@@ -263,7 +283,7 @@ def run_stage(spark, cfg: PipelineConfig, stage: str, *, before: int | None) -> 
     reset_heap_peaks(spark)
     try:
         with RssSampler() as rss, _capture_ingest() as ingest_log:
-            (report,) = run_pipeline(spark, cfg)
+            (report,) = run_pipeline(spark, cfg, run_id=run_id, report=False)
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)
     heap, executor = heap_peak_bytes(spark), executor_peak_bytes(spark)
@@ -279,31 +299,134 @@ def _mb(value: int | None) -> float | None:
     return None if value is None else round(value / MB, 1)
 
 
-def run_once(spark, cfg: PipelineConfig, stages: Sequence[str], *, lakehouse: Path, raw_dir: str) -> list[StageRun]:
-    """All ``stages`` on a fresh lakehouse (the folder is removed first)."""
-    if lakehouse.exists():
+def run_once(
+    spark,
+    cfg: PipelineConfig,
+    stages: Sequence[str],
+    *,
+    lakehouse: Path,
+    raw_dir: str,
+    fresh: bool = True,
+    run_id: str | None = None,
+) -> list[StageRun]:
+    """All ``stages`` as one run: on a fresh lakehouse (the folder is removed first), or with
+    ``fresh=False`` on the lakehouse as it is (an incremental run)."""
+    from cdi_spark.pipeline import new_run_id
+
+    if fresh and lakehouse.exists():
         shutil.rmtree(lakehouse)
     spark.catalog.clearCache()
     cfg = with_stages(cfg, stages, lakehouse=str(lakehouse), raw_dir=raw_dir)
-    runs, before = [], None
+    runs, before, run_id = [], None, run_id or new_run_id()
     for stage in stages:
-        run = run_stage(spark, cfg, stage, before=before)
+        run = run_stage(spark, cfg, stage, before=before, run_id=run_id)
         log.info("bench %s: %.1f s, rows in %s, out %s", stage, run.seconds, run.rows_in, run.rows_out)
         runs.append(run)
         before = run.rows_out
     return runs
 
 
-def ensure_data(spark, data_dir: Path, people: int, seed: int) -> tuple[Path, float | None]:
-    """The raw folder for ``people``/``seed``, generated unless a marker says it is there.
+def run_day2(
+    spark,
+    cfg: PipelineConfig,
+    stages: Sequence[str],
+    *,
+    lakehouse: Path,
+    raw_dir: str,
+    day1_run: str,
+    full_seconds: float,
+) -> dict:
+    """The day-2 batch in ``raw_dir`` as an incremental run on ``lakehouse`` (left by run
+    ``day1_run``): its stage figures, its cost as a ratio to ``full_seconds``, and the id
+    stability when the golden stage ran."""
+    from cdi_spark.golden.history import id_stability
+    from cdi_spark.pipeline import new_run_id
+
+    run_id = new_run_id()
+    runs = run_once(spark, cfg, stages, lakehouse=lakehouse, raw_dir=raw_dir, fresh=False, run_id=run_id)
+    seconds = sum(r.seconds for r in runs)
+    out = {
+        "run_id": run_id,
+        "stages": summarize([runs]),
+        "seconds": round(seconds, 1),
+        "full_seconds": round(full_seconds, 1),
+        "ratio_to_full": round(seconds / full_seconds, 3) if full_seconds else None,
+        "id_stability": None,
+    }
+    if "golden" in stages:
+        stability = id_stability(spark, str(lakehouse), day1_run, run_id)
+        out["id_stability"] = {**asdict(stability), "untouched": stability.untouched, "rate": stability.rate}
+    return out
+
+
+def format_day2(people: int, day2: dict) -> str:
+    """The stdout lines of the day-2 run: its stage table, its cost ratio, its id stability."""
+    table = format_table(people, day2["stages"], 1, title=f"cdi-spark bench: day 2 on top of {people:,} people")
+    lines = [
+        table,
+        f"day 2: {day2['seconds']:.1f} s, {day2['ratio_to_full']} of the full run's {day2['full_seconds']:.1f} s",
+    ]
+    stable = day2["id_stability"]
+    if stable is not None:
+        rate = "-" if stable["rate"] is None else f"{stable['rate']:.4%}"
+        lines.append(
+            f"id stability: {stable['kept']:,} of the {stable['untouched']:,} customers day 2 did not touch "
+            f"kept their id ({rate}); {stable['touched']:,} of {stable['customers']:,} were touched"
+        )
+    return "\n".join(lines)
+
+
+def io_floor(spark, cfg: PipelineConfig, *, raw_dir: str, out: Path) -> dict:
+    """Read every source's raw files with Spark's plain reader and write each once as Delta
+    under ``out`` (replaced); see the module docstring.
+
+    Returns:
+        ``{"seconds": wall seconds, "rows": rows written, "sources": {name: seconds}}``.
+    """
+    from cdi_spark.ingest.files import list_files
+
+    if out.exists():
+        shutil.rmtree(out)
+    spark.catalog.clearCache()
+    seconds: dict[str, float] = {}
+    rows = 0
+    started = time.perf_counter()
+    for source in cfg.sources:
+        paths = [f.path for f in list_files(spark, raw_dir, source.path)]
+        if not paths:
+            continue
+        began = time.perf_counter()
+        if source.format == "csv":
+            options = {"header": str(source.header).lower(), "multiLine": "true", "encoding": source.encoding,
+                       "sep": source.options.get("delimiter", ","), "quote": source.options.get("quote", '"'),
+                       "escape": source.options.get("escape", source.options.get("quote", '"'))}  # fmt: skip
+            df = spark.read.options(**options).csv(paths)
+        elif source.format in ("json", "jsonl"):
+            multiline = source.multiline if source.multiline is not None else source.format == "json"
+            df = spark.read.options(multiLine=str(multiline).lower(), primitivesAsString="true").json(paths)
+        else:
+            df = spark.read.parquet(*paths)
+        df.write.format("delta").mode("overwrite").save(str(out / source.name))
+        seconds[source.name] = round(time.perf_counter() - began, 2)
+    total = round(time.perf_counter() - started, 2)
+    for name in seconds:  # counted outside the time, from the Delta log's statistics
+        rows += spark.read.format("delta").load(str(out / name)).count()
+    return {"seconds": total, "rows": rows, "sources": seconds}
+
+
+def ensure_data(spark, data_dir: Path, people: int, seed: int, batch: str = "day1") -> tuple[Path, float | None]:
+    """The raw folder of ``batch`` for ``people``/``seed``, generated unless a marker says it is there.
+
+    Each batch has a folder of its own (``people-N-seed-S`` for day 1, ``...-day2`` for day
+    2): an incremental run reads only the new batch's files.
 
     Returns:
         The raw folder and the generation seconds (None when the data was reused).
     """
     from cdi_spark.generate import generate
 
-    out = data_dir / f"people-{people}-seed-{seed}"
-    wanted = {"people": people, "seed": seed, "batch": "day1"}
+    out = data_dir / (f"people-{people}-seed-{seed}" + ("" if batch == "day1" else f"-{batch}"))
+    wanted = {"people": people, "seed": seed, "batch": batch}
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         log.info("bench: reusing %s", out)
@@ -311,7 +434,7 @@ def ensure_data(spark, data_dir: Path, people: int, seed: int) -> tuple[Path, fl
     if out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()
-    generate(spark, out, people=people, seed=seed, batch="day1")
+    generate(spark, out, people=people, seed=seed, batch=batch)
     marker.write_text(json.dumps(wanted))
     return out / "raw", round(time.perf_counter() - started, 1)
 
@@ -370,10 +493,11 @@ def _cells(row: dict, columns: tuple) -> str:
     return "".join(f"{'-' if row.get(k) is None else format(row[k], f):>{w}}" for _, k, w, f in columns)
 
 
-def format_table(people: int, summary: dict[str, dict], repeats: int) -> str:
+def format_table(people: int, summary: dict[str, dict], repeats: int, *, title: str | None = None) -> str:
     """The stdout table: one line per stage, then one per ingest source."""
     head = f"{'stage':<14}" + "".join(f"{h:>{w}}" for h, _, w, _ in COLUMNS)
-    lines = [f"cdi-spark bench: {people:,} people, median of {repeats} run(s)", head, "-" * len(head)]
+    title = title or f"cdi-spark bench: {people:,} people"
+    lines = [f"{title}, median of {repeats} run(s)", head, "-" * len(head)]
     lines += [f"{stage:<14}{_cells(s, COLUMNS)}" for stage, s in summary.items()]
     for stage, s in summary.items():
         if s["sources"]:
@@ -444,6 +568,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--profile", help="Spark profile of the config (default: the config's)")
     parser.add_argument("--note", help="free text kept with the result line (what this run compares)")
+    parser.add_argument(
+        "--reports",
+        default=DEFAULT_REPORTS,
+        help="folder of the per-run JSON, Markdown table and log-log plot (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the I/O floor beside each size (default: on)",
+    )
+    parser.add_argument(
+        "--day2",
+        action="store_true",
+        help="after the largest size, run the generated day-2 batch incrementally on top of it: its cost as a "
+        "ratio to the full run and the id stability",
+    )
 
 
 def _load(args: argparse.Namespace) -> PipelineConfig:
@@ -462,6 +603,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Generate demo data of each size (once), run the pipeline's stages on a fresh lakehouse,
     and report seconds, rows, rows/s and peak memory per stage (medians of --repeat runs)."""
     from cdi_spark.errors import ConfigError
+    from cdi_spark.pipeline import new_run_id
     from cdi_spark.session import build_session
 
     if args.repeat < 1:
@@ -470,15 +612,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     stages = cfg.stages
     spark = build_session(cfg.spark, app_name="cdi-spark bench")
     data_dir = Path(args.data_dir)
+    records = []
     for people in args.people:
         raw_dir, generated = ensure_data(spark, data_dir, people, args.seed)
         load_before = os.getloadavg()
+        lakehouse, run_ids = data_dir / "lakehouse", [new_run_id() for _ in range(args.repeat)]
         repeats = [
-            run_once(spark, cfg, stages, lakehouse=data_dir / "lakehouse", raw_dir=str(raw_dir))
-            for _ in range(args.repeat)
+            run_once(spark, cfg, stages, lakehouse=lakehouse, raw_dir=str(raw_dir), run_id=run_id) for run_id in run_ids
         ]
         summary = summarize(repeats)
         print(format_table(people, summary, args.repeat), flush=True)
+        floor = None
+        if args.floor:
+            floors = [io_floor(spark, cfg, raw_dir=str(raw_dir), out=data_dir / "floor") for _ in range(args.repeat)]
+            floor = {**floors[0], "seconds": statistics.median(f["seconds"] for f in floors),
+                     "seconds_all": [f["seconds"] for f in floors]}  # fmt: skip
+            total = sum(s["seconds"] or 0 for s in summary.values())
+            print(f"I/O floor: {floor['seconds']:.1f} s for {floor['rows']:,} rows; the stages took "
+                  f"{total / floor['seconds']:.1f} times that", flush=True)  # fmt: skip
+        day2 = None
+        if args.day2 and people == max(args.people):
+            day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2")
+            full_seconds = statistics.median(sum(r.seconds for r in runs) for runs in repeats)
+            day2 = run_day2(
+                spark,
+                cfg,
+                stages,
+                lakehouse=lakehouse,
+                raw_dir=str(day2_raw),
+                day1_run=run_ids[-1],
+                full_seconds=full_seconds,
+            )
+            print(format_day2(people, day2), flush=True)
         record = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             **git_commit(),
@@ -492,9 +657,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "master": cfg.spark.master,
             "runs": [[asdict(r) for r in runs] for runs in repeats],
             "note": args.note,
+            "io_floor": floor,
+            "day2": day2,
         }
+        records.append(record)
         append_result(Path(args.results), record)
         log.info("bench: %s people appended to %s", f"{people:,}", args.results)
+    from cdi_spark.bench_report import growth_exponents, write_reports
+
+    for stage, exponent in growth_exponents(records).items():
+        log.info("bench: growth exponent of %s: %.2f", stage, exponent)
+    for path in write_reports(records, Path(args.reports)):
+        print(f"bench: wrote {path}", flush=True)
     return 0
 
 

@@ -90,7 +90,8 @@ def test_bench_runs_the_stages_on_prepared_data_and_appends_one_result_line(spar
     bench.add_arguments(parser)
     results = tmp_path / "results.jsonl"
     args = parser.parse_args(["--config", str(config), "--people", "10", "--seed", "7", "--repeat", "2",
-                              "--data-dir", str(tmp_path / "bench"), "--results", str(results)])  # fmt: skip
+                              "--data-dir", str(tmp_path / "bench"), "--results", str(results),
+                              "--reports", str(tmp_path / "reports")])  # fmt: skip
     assert bench.cmd_bench(args) == 0
 
     assert "ingest" in capsys.readouterr().out
@@ -102,3 +103,68 @@ def test_bench_runs_the_stages_on_prepared_data_and_appends_one_result_line(spar
     assert (ingest["rows_in"], ingest["rows_out"], ingest["counts"]["rows_quarantined"]) == (4, 2, 2)
     assert ingest["sources"]["orders"]["rows_read"] == 4 and ingest["jobs"] > 0
     assert ingest["heap_peak_mb"] > 0 and ingest["rss_peak_mb"] > 0
+    assert record["io_floor"]["rows"] == 4 and record["io_floor"]["seconds"] > 0  # read and written, nothing checked
+    written = sorted(p.suffix for p in (tmp_path / "reports").iterdir())
+    assert written == [".json", ".md", ".png"]
+
+
+@pytest.mark.slow
+def test_bench_day2_runs_the_next_batch_incrementally_on_the_last_lakehouse(spark, tmp_path, capsys):
+    from cdi_spark import delta_io
+
+    config = _prepared(tmp_path, people=10, seed=7)
+    day2 = tmp_path / "bench" / "people-10-seed-7-day2"
+    (day2 / "raw" / "day2" / "orders").mkdir(parents=True)
+    (day2 / "raw" / "day2" / "orders" / "b.csv").write_text("order_id,total\no4,4\no5,5\no6,y\n")
+    (day2 / bench.MARKER).write_text(json.dumps({"people": 10, "seed": 7, "batch": "day2"}))
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    results = tmp_path / "results.jsonl"
+    args = parser.parse_args(["--config", str(config), "--people", "10", "--seed", "7", "--day2",
+                              "--data-dir", str(tmp_path / "bench"), "--results", str(results),
+                              "--reports", str(tmp_path / "reports")])  # fmt: skip
+    assert bench.cmd_bench(args) == 0
+
+    assert "day 2 on top of 10 people" in capsys.readouterr().out
+    record = json.loads(results.read_text())
+    ingest = record["day2"]["stages"]["ingest"]
+    assert (ingest["rows_in"], ingest["rows_out"], ingest["counts"]["rows_quarantined"]) == (3, 2, 1)
+    assert record["day2"]["ratio_to_full"] > 0 and record["day2"]["id_stability"] is None  # no golden stage
+    lakehouse = tmp_path / "bench" / "lakehouse"
+    assert delta_io.read(spark, str(lakehouse / "bronze" / "orders")).count() == 4  # day 1's 2 rows kept
+    runs = delta_io.read(spark, str(lakehouse / "audit" / "runs")).select("run_id").collect()
+    assert len(runs) == 2 and record["day2"]["run_id"] in {r["run_id"] for r in runs}  # one row per pass
+
+
+def _result(people: int, seconds: dict[str, float], floor: float | None = None) -> dict:
+    stages = {name: {"seconds": t, "rows_in": people * 10, "rows_out": people * 10, "rows_per_s": None}
+              for name, t in seconds.items()}  # fmt: skip
+    machine = {"cores": 2, "memory_gb": 24.0, "spark": "3.5.3", "python": "3.11", "load_avg_before": [1.0, 1.0, 1.0]}
+    return {"date": "2026-11-23T10:00:00+00:00", "commit": "abc", "dirty": False, "repeats": 1, "machine": machine,
+            "people": people, "stages": stages, "io_floor": floor and {"seconds": floor, "rows": people * 10}}
+
+
+def test_growth_exponent_is_the_log_log_slope_between_the_two_largest_sizes():
+    from cdi_spark.bench_report import TOTAL, growth_exponents
+
+    results = [_result(1000, {"ingest": 1.0, "resolve": 1.0}), _result(2000, {"ingest": 5.0, "resolve": 3.0}),
+               _result(4000, {"ingest": 10.0, "resolve": 12.0})]  # fmt: skip
+    exponents = growth_exponents(results)
+    assert exponents["ingest"] == pytest.approx(1.0) and exponents["resolve"] == pytest.approx(2.0)
+    assert exponents[TOTAL] == pytest.approx(1.4594, abs=1e-4)  # 8 s -> 22 s over doubled people
+    assert growth_exponents(results[:1]) == {}
+
+
+def test_markdown_flags_a_superlinear_stage_and_gives_ratios_to_the_floor(tmp_path):
+    from cdi_spark.bench_report import markdown, write_reports
+
+    results = [_result(1000, {"ingest": 2.0, "resolve": 1.0}, floor=1.0),
+               _result(2000, {"ingest": 4.0, "resolve": 4.0}, floor=2.0)]  # fmt: skip
+    text = markdown(results)
+    assert "| 2,000 | resolve | 4.0 | 20,000 | 20,000 | – | 2.0 | – | – | **2.00** (above 1.15) |" in text
+    assert "| 2,000 | ingest | 4.0 | 20,000 | 20,000 | – | 2.0 | – | – | 1.00 |" in text
+    assert "| 1,000 | **whole run** | 3.0 | | | | 3.0 |" in text
+    paths = write_reports(results, tmp_path)
+    assert [p.name for p in paths] == ["2026-11-23T100000-1000.json", "2026-11-23T100000-2000.json",
+                                       "2026-11-23T100000-1000-2000.md", "2026-11-23T100000-1000-2000.png"]
+    assert paths[-1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
