@@ -325,6 +325,10 @@ class PipelineConfig:
         activation: downstream export targets file, relative to this file (read when the
             ``activate`` stage or ``cdi-spark export`` runs).
         gold: upkeep of the gold tables (OPTIMIZE schedule, VACUUM retention).
+        checkpoint_dir: folder for the run's Spark checkpoints (clustering rounds, id
+            assignment), on storage every executor reaches; ``None`` means
+            ``<lakehouse>/_checkpoints``. Used only when the session has no checkpoint
+            folder of its own; the run's checkpoints are deleted when it ends.
         sources: filled by :func:`load_config` from ``sources_dir``.
         path: the file this configuration was read from.
     """
@@ -341,6 +345,7 @@ class PipelineConfig:
     quality: str = "quality.yml"
     activation: str = "activation.yml"
     gold: GoldConfig = field(default_factory=GoldConfig)
+    checkpoint_dir: str | None = None
     sources: tuple[SourceConfig, ...] = field(default=(), init=False)
     path: str = field(default="", init=False)
 

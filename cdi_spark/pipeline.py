@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -154,8 +155,9 @@ def run_pipeline(
     try:
         run = runs.start_run(spark, cfg, run_id)
         try:
-            for name in cfg.stages:
-                reports.append(_run_stage(spark, cfg, name, run_id, full=full))
+            with run_checkpoints(spark, cfg, run_id):
+                for name in cfg.stages:
+                    reports.append(_run_stage(spark, cfg, name, run_id, full=full))
         except Exception as exc:
             _record_failure(spark, cfg, run, reports, exc)
             if report:
@@ -167,6 +169,47 @@ def run_pipeline(
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
     return reports
+
+
+CHECKPOINTS = "_checkpoints"
+_RUN_FOLDERS: set[str] = set()  # checkpoint folders run_checkpoints set (and deleted)
+
+
+@contextmanager
+def run_checkpoints(spark: SparkSession, cfg: PipelineConfig, run_id: str) -> Iterator[str]:
+    """A reliable checkpoint folder for the run, deleted when it ends.
+
+    Stages cut long lineages with ``DataFrame.checkpoint()`` when the SparkContext has a
+    checkpoint folder, and fall back to ``localCheckpoint()`` (blocks kept by the executors,
+    lost with an executor) when it has none. A session whose folder someone else set keeps
+    it and this does nothing; otherwise the run's checkpoints go to
+    ``<checkpoint_dir>/<run_id>`` (``checkpoint_dir`` defaults to ``<lakehouse>/_checkpoints``),
+    deleted afterwards, failed runs included: checkpoints hold copies of personal data.
+    """
+    sc = spark.sparkContext
+    current = sc.getCheckpointDir()
+    if current and not any(current.startswith(f) or current.startswith(f"file:{f}") for f in _RUN_FOLDERS):
+        yield current
+        return
+    root = (cfg.checkpoint_dir or f"{cfg.lakehouse.rstrip('/')}/{CHECKPOINTS}").rstrip("/")
+    folder = f"{root}/{run_id}"
+    sc.setCheckpointDir(folder)  # Spark adds a folder of its own below
+    _RUN_FOLDERS.add(folder)
+    log.info("run %s: checkpoints in %s", run_id, folder)
+    try:
+        yield folder
+    finally:
+        _delete_folder(spark, folder)
+
+
+def _delete_folder(spark: SparkSession, folder: str) -> None:
+    """Delete ``folder`` through Hadoop (local, HDFS or object store); a failure is logged."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001
+    path = jvm.org.apache.hadoop.fs.Path(folder)
+    try:
+        path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - the run's own outcome stands
+        log.warning("could not delete the checkpoint folder %s; delete it by hand", folder)
 
 
 def _record_failure(

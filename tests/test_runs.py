@@ -79,3 +79,35 @@ def test_succeeded_and_failed_runs_are_recorded(spark, cfg, monkeypatch):
     assert bad.config_hash == ok.config_hash  # same files, same hash
     assert delta_io.read(spark, runs.runs_path(cfg.lakehouse)).count() == 2
     assert spark.conf.get(delta_io.USER_METADATA_CONF, None) is None
+
+
+def _set_checkpoint_dir(spark, value: str | None) -> None:
+    """Set (or clear, with None) the context's checkpoint folder as Spark holds it."""
+    jvm, sc = spark.sparkContext._jvm, spark.sparkContext._jsc.sc()
+    option = jvm.scala.Option.apply(value) if value else jvm.scala.Option.empty()
+    getattr(sc, "checkpointDir_$eq")(option)
+
+
+def test_a_run_without_a_checkpoint_folder_gets_one_of_its_own_and_deletes_it(spark, cfg, tmp_path):
+    kept = spark.sparkContext.getCheckpointDir()
+    _set_checkpoint_dir(spark, None)
+    try:
+        with pipeline.run_checkpoints(spark, cfg, "r1") as folder:
+            assert folder == f"{cfg.lakehouse}/_checkpoints/r1"
+            assert spark.sparkContext.getCheckpointDir().startswith(f"file:{folder}/")
+            spark.range(5).checkpoint(eager=True)
+            assert any((tmp_path / "lake" / "_checkpoints" / "r1").rglob("part-*"))
+        assert not (tmp_path / "lake" / "_checkpoints" / "r1").exists()
+        # The next run in the same session names its own folder again.
+        with pipeline.run_checkpoints(spark, cfg, "r2") as folder:
+            assert folder.endswith("/_checkpoints/r2")
+        assert not (tmp_path / "lake" / "_checkpoints" / "r2").exists()
+    finally:
+        _set_checkpoint_dir(spark, kept)
+
+
+def test_a_checkpoint_folder_someone_else_set_is_kept(spark, cfg):
+    kept = spark.sparkContext.getCheckpointDir()
+    with pipeline.run_checkpoints(spark, cfg, "r1") as folder:
+        assert folder == kept
+    assert spark.sparkContext.getCheckpointDir() == kept
