@@ -35,10 +35,13 @@ def day2_copy(spark, demo_base: Path, tmp_path_factory) -> tuple[Path, Path]:
     """A copy of the demo lakehouse after a second run on the generator's day-2 batch
     (changed records, new people, new duplicates) plus one support-desk user who bridges two
     day-1 customers (:func:`_bridge_user`): ``(lakehouse, data)``. The data's truth covers
-    the generated records of both days; the day-2 exports are in ``<lakehouse>/../raw/day2``.
-    Built on the first call of the session; treat it as read-only."""
+    the generated records of both days; the day-2 exports are in ``<lakehouse>/../raw/day2``,
+    and ``<lakehouse>/../day1`` is the lakehouse as the day-2 run found it (for a test that
+    runs day 2 again its own way). Built on the first call of the session; treat it as
+    read-only."""
     if demo_base not in _day2:
         lakehouse, data = copy_demo(demo_base, tmp_path_factory.mktemp("day2"))
+        shutil.copytree(lakehouse, lakehouse.parent / "day1")
         demo = json.loads((data / "_demo.json").read_text())
         generate(spark, data, people=demo["people"], seed=demo["seed"], batch="day2")
         # The manifest knows the day-1 files by their path in the demo's folder, not the copy's:

@@ -1,12 +1,13 @@
 """Golden profiles end to end: day 1, an incremental day 2, a run killed between stages, a full rebuild.
 
-Starts from the demo lakehouse (day 1, built by the session fixture) and copies it, so that
-the demo tests keep theirs:
+Day 1 is the demo lakehouse (built by the session fixture); day 2 is the shared day-2 copy
+(:func:`lakehouse_copies.day2_copy`: the generator's day-2 batch plus a support user who
+bridges two customers, run incrementally). Tests that write work on copies of their own:
 
-* ``incremental``: the day-2 batch run as usual (incremental resolve and golden);
-* ``killed``: the same run killed (SIGKILL) right after its resolve stage, then run again;
-* ``rebuilt``: bronze, the labels and the model of ``incremental`` with every derived table
-  removed, then standardize, resolve and golden from scratch.
+* ``killed``: day 1 as day 2 found it, the same day-2 run killed (SIGKILL) right after its
+  resolve stage, then run again;
+* ``rebuilt``: bronze, the labels and the model of day 2 with every derived table removed,
+  then standardize, resolve and golden from scratch.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lakehouse_copies import day2_copy
 from pyspark.sql import functions as F
 
 from cdi_spark import delta_io
 from cdi_spark.cli import main
-from cdi_spark.generate import generate
 from cdi_spark.golden import history, publish
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,17 +54,19 @@ def _content(spark, lakehouse: Path, name: str) -> set[tuple]:
     return {tuple(r) for r in rows}
 
 
+@dataclass(frozen=True)
+class Day2:
+    lakehouse: Path  # after the day-2 run (shared: read only)
+    raw: Path  # the raw folder that run read (day 2's exports only)
+    day1: Path  # the lakehouse as the day-2 run found it (shared: copy before writing)
+    work: Path  # this module's own folder
+
+
 @pytest.fixture(scope="module")
-def day2(spark, demo, tmp_path_factory):
+def day2(spark, demo, tmp_path_factory) -> Day2:
     base, _ = demo
-    work = tmp_path_factory.mktemp("golden")
-    # Day 2's exports alone in a folder of their own: the day-1 files stay where the manifest
-    # saw them (a raw file at a new path would be a new file to ingest).
-    generate(spark, work / "data", people=200, seed=5, batch="day2")
-    for name in ("incremental", "killed"):
-        shutil.copytree(base / "lakehouse", work / name)
-    _run(work / "incremental", work / "data" / "raw")
-    return work
+    lakehouse, _ = day2_copy(spark, base, tmp_path_factory)
+    return Day2(lakehouse, lakehouse.parent / "raw", lakehouse.parent / "day1", tmp_path_factory.mktemp("golden"))
 
 
 def test_day1_gives_every_record_one_customer_and_every_cluster_one_profile(spark, demo):
@@ -84,7 +88,7 @@ def test_day1_gives_every_record_one_customer_and_every_cluster_one_profile(spar
 
 
 def test_day2_keeps_the_ids_of_customers_it_does_not_touch(spark, day2):
-    lake = day2 / "incremental"
+    lake = day2.lakehouse
     runs = delta_io.read(spark, str(lake / "audit" / "golden_runs")).orderBy("generation").collect()
     modes = [r["mode"] for r in runs]  # day 1, the demo tests' second run when they ran first, day 2
     assert modes[0] == "full" and set(modes[1:]) == {"incremental"}
@@ -95,7 +99,7 @@ def test_day2_keeps_the_ids_of_customers_it_does_not_touch(spark, day2):
 
 
 def test_id_stability_of_a_run_against_itself_keeps_every_customer(spark, day2):
-    lake = day2 / "incremental"
+    lake = day2.lakehouse
     runs = delta_io.read(spark, str(lake / "audit" / "golden_runs")).orderBy("generation").collect()
     same = history.id_stability(spark, str(lake), runs[-1]["run_id"], runs[-1]["run_id"])
     live = _live(spark, lake, "customer_xref").select("customer_id").distinct().count()
@@ -103,7 +107,7 @@ def test_id_stability_of_a_run_against_itself_keeps_every_customer(spark, day2):
 
 
 def test_each_run_is_one_version_of_each_gold_table_and_time_travel_gives_the_older_profile(spark, day2):
-    lake = day2 / "incremental"
+    lake = day2.lakehouse
     runs = delta_io.read(spark, str(lake / "audit" / "golden_runs")).orderBy("generation").collect()
     path = str(lake / "gold" / "customer_profile")
     writes = delta_io.history(spark, path).filter(F.col("operation").isin("WRITE", "MERGE")).count()
@@ -124,7 +128,8 @@ def test_each_run_is_one_version_of_each_gold_table_and_time_travel_gives_the_ol
 
 
 def test_a_run_killed_between_stages_and_run_again_ends_like_an_uninterrupted_run(spark, day2):
-    lake, raw = day2 / "killed", day2 / "data" / "raw"
+    lake, raw = day2.work / "killed", day2.raw
+    shutil.copytree(day2.day1, lake)
     cmd = [sys.executable, str(ROOT / "jobs" / "run_pipeline.py"), "--config", CONFIG,
            "--lakehouse", str(lake), "--raw-dir", str(raw)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -138,18 +143,18 @@ def test_a_run_killed_between_stages_and_run_again_ends_like_an_uninterrupted_ru
     assert killed, "the run never finished its resolve stage"
     _run(lake, raw)
     for name in ("customer_xref", "customer_profile", "customer_360"):
-        assert _content(spark, lake, name) == _content(spark, day2 / "incremental", name), name
+        assert _content(spark, lake, name) == _content(spark, day2.lakehouse, name), name
     ids = [_gold(spark, x, "customer_ids").select("customer_id", "status", "current_id") for x in
-           (lake, day2 / "incremental")]
+           (lake, day2.lakehouse)]
     assert ids[0].exceptAll(ids[1]).count() == 0 and ids[1].exceptAll(ids[0]).count() == 0
 
 
 def test_a_full_rebuild_from_bronze_gives_the_same_profiles(spark, day2):
-    lake = day2 / "rebuilt"
-    shutil.copytree(day2 / "incremental", lake)
+    lake = day2.work / "rebuilt"
+    shutil.copytree(day2.lakehouse, lake)
     for derived in DERIVED:
         shutil.rmtree(lake / derived, ignore_errors=True)
-    _run(lake, day2 / "data" / "raw", "--stages", "standardize,resolve,golden")
+    _run(lake, day2.raw, "--stages", "standardize,resolve,golden")
 
     def by_records(root: Path) -> dict[tuple, tuple]:
         """Profiles keyed by their records (ids differ: a rebuild mints its own), with every field
@@ -162,7 +167,7 @@ def test_a_full_rebuild_from_bronze_gives_the_same_profiles(spark, day2):
         rows = profiles.join(xref, "customer_id").select("records", *fields).collect()
         return {tuple(r["records"]): tuple(r)[1:] for r in rows}
 
-    incremental, rebuilt = by_records(day2 / "incremental"), by_records(lake)
+    incremental, rebuilt = by_records(day2.lakehouse), by_records(lake)
     assert incremental.keys() == rebuilt.keys()
     differ = [k for k in incremental if incremental[k] != rebuilt[k]]
     assert differ == [], [(incremental[k], rebuilt[k]) for k in differ[:3]]
