@@ -8,9 +8,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from cdi_spark.config import FieldThreshold, QualityConfig, SourceConfig, SourceMapping
+from cdi_spark import delta_io, tables
+from cdi_spark.config import FieldThreshold, PipelineConfig, QualityConfig, SourceConfig, SourceMapping
 from cdi_spark.standardize import quality
-from cdi_spark.standardize.stage import canonical, latest_per_record, standardize_source
+from cdi_spark.standardize.stage import canonical, latest_per_record, standardize, standardize_source
 
 INGESTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -172,3 +173,36 @@ def test_quality_threshold_names_the_source_and_field():
     assert quality.breaches(measured, limits) == [
         "source crm_contacts, field email: fill rate 0.0% is below the minimum 50.0% (0 of 1,000 records)"
     ]
+
+
+def test_only_new_bronze_batches_are_standardized_and_a_rerun_adds_nothing(spark, tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "quality.yml").write_text("sources: {}\n")
+    cfg = PipelineConfig(lakehouse=str(tmp_path / "lake"))
+    object.__setattr__(cfg, "path", str(conf / "pipeline.yml"))
+    object.__setattr__(cfg, "sources", (SUPPORT,))
+    bronze_path = tables.table_path(cfg.lakehouse, tables.BRONZE, SUPPORT.name)
+    silver_path = tables.table_path(cfg.lakehouse, tables.SILVER, tables.CUSTOMER_RECORDS)
+    schema = "id long, name string, email string, phone string, created_at string, _batch_id string"
+
+    def land(rows, batch):
+        df = spark.createDataFrame([(*r, batch) for r in rows], schema).withColumn("_ingested_at", F.lit(INGESTED))
+        delta_io.append(spark, df, bronze_path)
+
+    land([(1, "Ann Lee", "ann@x.com", None, "01/02/2024"), (2, "Bo Li", "bo@x.com", None, "01/02/2024")], "b1")
+    first = standardize(spark, cfg, run_id="r1")
+    land([(2, "Bo Li", "bo.li@x.com", None, "02/02/2024"), (3, "Cy Ng", "cy@x.com", None, "02/02/2024")], "b2")
+    second = standardize(spark, cfg, run_id="r2")
+    version = delta_io.current_version(spark, silver_path)
+    third = standardize(spark, cfg, run_id="r3")
+
+    assert (first.rows_in, second.rows_in, third.rows_in) == ({SUPPORT.name: 2}, {SUPPORT.name: 2}, {})
+    assert third.silver_version is None and delta_io.current_version(spark, silver_path) == version
+    silver = delta_io.read(spark, silver_path).select("record_key", "email", "batch_id")
+    expected = spark.createDataFrame(
+        [("support_users:1", "ann@x.com", "b1"), ("support_users:2", "bo.li@x.com", "b2"),
+         ("support_users:3", "cy@x.com", "b2")],
+        "record_key string, email string, batch_id string",
+    )
+    assert_df_equality(silver, expected, ignore_row_order=True, ignore_nullable=True)
