@@ -405,13 +405,63 @@ def io_floor(spark, cfg: PipelineConfig, *, raw_dir: str, out: Path) -> dict:
             multiline = source.multiline if source.multiline is not None else source.format == "json"
             df = spark.read.options(multiLine=str(multiline).lower(), primitivesAsString="true").json(paths)
         else:
-            df = spark.read.parquet(*paths)
+            _parquet_floor(spark, paths, out / source.name)
+            seconds[source.name] = round(time.perf_counter() - began, 2)
+            continue
         df.write.format("delta").mode("overwrite").save(str(out / source.name))
         seconds[source.name] = round(time.perf_counter() - began, 2)
     total = round(time.perf_counter() - started, 2)
-    for name in seconds:  # counted outside the time, from the Delta log's statistics
-        rows += spark.read.format("delta").load(str(out / name)).count()
+    for table in sorted(p.parent for p in out.glob("**/_delta_log")):  # counted outside the time
+        rows += spark.read.format("delta").load(str(table)).count()
     return {"seconds": total, "rows": rows, "sources": seconds}
+
+
+def _parquet_floor(spark, paths: list[str], out: Path) -> None:
+    """Parquet files written as Delta, one table per distinct file schema under ``out``.
+
+    One read of files whose schemas clash (an export that wrote a column as text once)
+    fails, so the plain floor reads each schema's files together, as a reader that knows
+    its folder would.
+    """
+    groups: dict[str, list[str]] = {}
+    for path in paths:  # a footer read per file
+        groups.setdefault(spark.read.parquet(path).schema.json(), []).append(path)
+    for i, files in enumerate(groups.values()):
+        spark.read.parquet(*files).write.format("delta").mode("overwrite").save(str(out / f"schema-{i}"))
+
+
+def match_quality(spark, lakehouse: Path, truth_dir: Path) -> dict | None:
+    """The resolve stage's clusters against the generator's truth, as ``cdi-spark evaluate`` does.
+
+    Records on one side only are left out and counted: the truth also names records that
+    ingest quarantined (the planted bad rows), which never reach silver.
+
+    Returns:
+        Pairwise and B-cubed precision, recall and F1, adjusted Rand, records, clusters,
+        the largest cluster and the one-sided counts; None when there are no clusters.
+    """
+    from cdi_spark import delta_io, tables
+    from cdi_spark.evaluate import evaluate
+    from cdi_spark.resolve.labels import read_generated_truth
+
+    path = tables.table_path(str(lakehouse), tables.SILVER, tables.ENTITY_CLUSTERS)
+    if not delta_io.exists(spark, path):
+        return None
+    truth = read_generated_truth(spark, str(truth_dir)).withColumnRenamed("record_key", "record_id")
+    clusters = delta_io.read(spark, path).withColumnRenamed("record_key", "record_id")
+    ev = evaluate(truth, clusters, worst=0, allow_missing=True, truth_name=str(truth_dir), clusters_name=path)
+    fields = ("precision", "recall", "f1", "bcubed_precision", "bcubed_recall", "bcubed_f1", "adjusted_rand")
+    return {**{f: round(getattr(ev, f), 4) for f in fields},
+            **{f: getattr(ev, f) for f in ("records", "clusters", "entities", "largest_cluster", "true_pairs",
+                                           "predicted_pairs", "only_in_truth", "only_in_clusters")}}  # fmt: skip
+
+
+def format_quality(people: int, quality: dict) -> str:
+    """One line of match quality for the console."""
+    return (f"match quality at {people:,} people: pairwise P {quality['precision']:.4f} R {quality['recall']:.4f} "
+            f"F1 {quality['f1']:.4f}, B-cubed F1 {quality['bcubed_f1']:.4f}, ARI {quality['adjusted_rand']:.4f}; "
+            f"{quality['records']:,} records in {quality['clusters']:,} clusters "
+            f"(largest {quality['largest_cluster']}), {quality['only_in_truth']:,} truth records not in silver")
 
 
 def ensure_data(spark, data_dir: Path, people: int, seed: int, batch: str = "day1") -> tuple[Path, float | None]:
@@ -622,6 +672,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ]
         summary = summarize(repeats)
         print(format_table(people, summary, args.repeat), flush=True)
+        quality = match_quality(spark, lakehouse, raw_dir.parent / "truth") if "resolve" in stages else None
+        if quality:
+            print(format_quality(people, quality), flush=True)
         floor = None
         if args.floor:
             floors = [io_floor(spark, cfg, raw_dir=str(raw_dir), out=data_dir / "floor") for _ in range(args.repeat)]
@@ -658,6 +711,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "runs": [[asdict(r) for r in runs] for runs in repeats],
             "note": args.note,
             "io_floor": floor,
+            "quality": quality,
             "day2": day2,
         }
         records.append(record)

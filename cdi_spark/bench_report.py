@@ -107,6 +107,17 @@ def markdown(results: Sequence[dict]) -> str:
             lines.append(f"| {people} | *I/O floor* | {floor:.1f} | {floor_rows} | | | 1.0 | | | |")
     lines += ["", f"Growth exponent: slope of log seconds against log records between the two largest sizes "
                   f"(1.0 = linear); above {EXPONENT_FLAG} is flagged."]  # fmt: skip
+    rated = [r for r in sized if r.get("quality")]
+    if rated:
+        lines += ["", "## Match quality (the resolve stage's clusters against the generator's truth)", "",
+                  "| people | pairwise P | pairwise R | pairwise F1 | B-cubed F1 | ARI | records | clusters "
+                  "| largest |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in rated:
+            q = r["quality"]
+            lines.append(f"| {r['people']:,} | {q['precision']:.4f} | {q['recall']:.4f} | {q['f1']:.4f} "
+                         f"| {q['bcubed_f1']:.4f} | {q['adjusted_rand']:.4f} | {q['records']:,} | {q['clusters']:,} "
+                         f"| {q['largest_cluster']} |")  # fmt: skip
     for result in sized:
         day2 = result.get("day2")
         if not day2:

@@ -164,7 +164,57 @@ def test_markdown_flags_a_superlinear_stage_and_gives_ratios_to_the_floor(tmp_pa
     assert "| 2,000 | resolve | 4.0 | 20,000 | 20,000 | – | 2.0 | – | – | **2.00** (above 1.15) |" in text
     assert "| 2,000 | ingest | 4.0 | 20,000 | 20,000 | – | 2.0 | – | – | 1.00 |" in text
     assert "| 1,000 | **whole run** | 3.0 | | | | 3.0 |" in text
+    assert "Match quality" not in text  # no size measured it
+    quality = {"precision": 0.99, "recall": 0.98, "f1": 0.985, "bcubed_f1": 0.99, "adjusted_rand": 0.97,
+               "records": 4000, "clusters": 1900, "largest_cluster": 6}  # fmt: skip
+    assert "| 2,000 | 0.9900 | 0.9800 | 0.9850 | 0.9900 | 0.9700 | 4,000 | 1,900 | 6 |" in markdown(
+        [results[0], {**results[1], "quality": quality}])
     paths = write_reports(results, tmp_path)
     assert [p.name for p in paths] == ["2026-11-23T100000-1000.json", "2026-11-23T100000-2000.json",
                                        "2026-11-23T100000-1000-2000.md", "2026-11-23T100000-1000-2000.png"]
     assert paths[-1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_io_floor_reads_parquet_files_whose_schemas_clash_one_schema_at_a_time(spark, tmp_path):
+    """An export that once wrote a timestamp column as text: one plain read of both files fails."""
+    from datetime import datetime
+
+    from cdi_spark.config import PipelineConfig, SourceConfig
+
+    raw = tmp_path / "raw" / "events"
+    spark.createDataFrame([("e1", datetime(2024, 1, 1)), ("e2", datetime(2024, 1, 2))], "id string, ts timestamp") \
+        .coalesce(1).write.parquet(str(raw / "good"))
+    spark.createDataFrame([("e3", "not a time")], "id string, ts string").coalesce(1).write.parquet(str(raw / "bad"))
+    cfg = PipelineConfig()
+    source = SourceConfig(name="events", system="product", format="parquet", path="events/*/*.parquet",
+                          primary_key=("id",))  # fmt: skip
+    object.__setattr__(cfg, "sources", (source,))
+
+    floor = bench.io_floor(spark, cfg, raw_dir=str(tmp_path / "raw"), out=tmp_path / "floor")
+
+    assert floor["rows"] == 3 and set(floor["sources"]) == {"events"}
+    assert sorted(p.name for p in (tmp_path / "floor" / "events").iterdir()) == ["schema-0", "schema-1"]
+
+
+def test_match_quality_compares_the_clusters_with_the_generators_truth(spark, tmp_path):
+    from cdi_spark import delta_io, tables
+
+    truth = spark.createDataFrame(  # crm:4 was quarantined: in the truth, not in silver
+        [("crm", "1", 10), ("shop", "1", 10), ("crm", "2", 20), ("shop", "2", 20), ("crm", "3", 30), ("crm", "4", 40)],
+        "source string, record_id string, person_id long",
+    )
+    truth.write.parquet(str(tmp_path / "truth" / "person_records"))
+    clusters = spark.createDataFrame(  # one missed pair (2), one false merge (1 with 3)
+        [("crm:1", "crm:1"), ("shop:1", "crm:1"), ("crm:3", "crm:1"), ("crm:2", "crm:2"), ("shop:2", "shop:2")],
+        "record_key string, cluster_id string",
+    )
+    delta_io.append(spark, clusters, tables.table_path(str(tmp_path / "lake"), tables.SILVER, tables.ENTITY_CLUSTERS))
+
+    quality = bench.match_quality(spark, tmp_path / "lake", tmp_path / "truth")
+
+    # true pairs {crm:1-shop:1, crm:2-shop:2}; predicted {crm:1-shop:1, crm:1-crm:3, shop:1-crm:3}
+    assert (quality["true_pairs"], quality["predicted_pairs"]) == (2, 3)
+    assert (quality["precision"], quality["recall"]) == (round(1 / 3, 4), 0.5)
+    assert (quality["records"], quality["only_in_truth"], quality["largest_cluster"]) == (5, 1, 3)
+    assert "pairwise P 0.3333 R 0.5000" in bench.format_quality(10, quality)
+    assert bench.match_quality(spark, tmp_path / "empty", tmp_path / "truth") is None
