@@ -9,13 +9,16 @@
    (``<data-dir>/lakehouse``, removed before every repeat);
 3. prints a table of medians and appends one JSON line per size to ``bench/results.jsonl``
    (date, git commit, cores, memory, load average, N, repeats, every repeat's figures);
-4. with ``--day2``: generates the next day's batch of the same people (about 5% new people,
-   10% changed, 3% new duplicates per system, new activity: see
-   :mod:`cdi_spark.generate.day2`) of the largest size and runs the stages again on its last
-   repeat's lakehouse, as an incremental run. Its figures go into the same JSON line under ``day2``: each stage,
-   the run's total seconds as a ratio to the full run's (median) total, and, when the
-   golden stage ran, the id stability (:func:`cdi_spark.golden.history.id_stability`: the
-   share of the customers day 2 did not touch that kept their id).
+4. with ``--day2``: generates the next day's batch of the same people (``--day2-share``, by
+   default 1%, of the people new or changed, with joiners and new activity in proportion:
+   see :mod:`cdi_spark.generate.day2`) of the largest size and runs the stages again on its
+   last repeat's lakehouse, as an incremental run. Its figures go into the same JSON line
+   under ``day2``: each stage, the run's total seconds as a ratio to the full run's (median)
+   total, and, when the golden stage ran, the id stability
+   (:func:`cdi_spark.golden.history.id_stability`: the share of the customers day 2 did not
+   touch that kept their id). ``--day2-only`` skips the full run and runs day 2 on the
+   lakehouse a previous bench of that size left, against that bench's result line (a 1M
+   full run takes an hour; its day 2 can be measured again without it).
 
 The **I/O floor** (``--floor``, on by default) is measured beside them: every source's raw
 files read with Spark's own reader for the format (CSV with its header and dialect, every
@@ -464,19 +467,23 @@ def format_quality(people: int, quality: dict) -> str:
             f"(largest {quality['largest_cluster']}), {quality['only_in_truth']:,} truth records not in silver")
 
 
-def ensure_data(spark, data_dir: Path, people: int, seed: int, batch: str = "day1") -> tuple[Path, float | None]:
+def ensure_data(
+    spark, data_dir: Path, people: int, seed: int, batch: str = "day1", day2_share: float | None = None
+) -> tuple[Path, float | None]:
     """The raw folder of ``batch`` for ``people``/``seed``, generated unless a marker says it is there.
 
     Each batch has a folder of its own (``people-N-seed-S`` for day 1, ``...-day2`` for day
-    2): an incremental run reads only the new batch's files.
+    2, ``...-day2-share-X`` for a day 2 of share X): an incremental run reads only the new
+    batch's files.
 
     Returns:
         The raw folder and the generation seconds (None when the data was reused).
     """
     from cdi_spark.generate import generate
 
-    out = data_dir / (f"people-{people}-seed-{seed}" + ("" if batch == "day1" else f"-{batch}"))
-    wanted = {"people": people, "seed": seed, "batch": batch}
+    share = f"-share-{day2_share:g}" if batch == "day2" and day2_share is not None else ""
+    out = data_dir / (f"people-{people}-seed-{seed}" + ("" if batch == "day1" else f"-{batch}{share}"))
+    wanted = {"people": people, "seed": seed, "batch": batch, **({"day2_share": day2_share} if share else {})}
     marker = out / MARKER
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         log.info("bench: reusing %s", out)
@@ -484,7 +491,7 @@ def ensure_data(spark, data_dir: Path, people: int, seed: int, batch: str = "day
     if out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()
-    generate(spark, out, people=people, seed=seed, batch=batch)
+    generate(spark, out, people=people, seed=seed, batch=batch, day2_share=day2_share if share else None)
     marker.write_text(json.dumps(wanted))
     return out / "raw", round(time.perf_counter() - started, 1)
 
@@ -635,6 +642,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the largest size, run the generated day-2 batch incrementally on top of it: its cost as a "
         "ratio to the full run and the id stability",
     )
+    parser.add_argument(
+        "--day2-share",
+        type=float,
+        default=0.01,
+        help="share of the people new or changed in the day-2 batch; joiners and new activity scale with it "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--day2-only",
+        action="store_true",
+        help="skip the full run: run day 2 on the lakehouse the last bench of this one size left in --data-dir, "
+        "against that bench's line in --results",
+    )
 
 
 def _load(args: argparse.Namespace) -> PipelineConfig:
@@ -658,10 +678,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         raise ConfigError("(command line)", "--repeat", f"expected a count >= 1, found {args.repeat}")
+    if args.day2_only and len(args.people) != 1:
+        raise ConfigError("(command line)", "--day2-only", f"expected one --people size, found {len(args.people)}")
     cfg = _load(args)
     stages = cfg.stages
     spark = build_session(cfg.spark, app_name="cdi-spark bench")
     data_dir = Path(args.data_dir)
+    if args.day2_only:
+        records = [day2_only(spark, cfg, args)]
+        return _reports(records, args)
     records = []
     for people in args.people:
         raw_dir, generated = ensure_data(spark, data_dir, people, args.seed)
@@ -685,7 +710,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"{total / floor['seconds']:.1f} times that", flush=True)  # fmt: skip
         day2 = None
         if args.day2 and people == max(args.people):
-            day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2")
+            day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2", day2_share=args.day2_share)
             full_seconds = statistics.median(sum(r.seconds for r in runs) for runs in repeats)
             day2 = run_day2(
                 spark,
@@ -696,6 +721,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 day1_run=run_ids[-1],
                 full_seconds=full_seconds,
             )
+            day2["share"] = args.day2_share
             print(format_day2(people, day2), flush=True)
         record = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -709,6 +735,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "spark_conf": {k: v for k, v in cfg.spark.conf.items()},
             "master": cfg.spark.master,
             "runs": [[asdict(r) for r in runs] for runs in repeats],
+            "run_ids": run_ids,
             "note": args.note,
             "io_floor": floor,
             "quality": quality,
@@ -717,6 +744,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         records.append(record)
         append_result(Path(args.results), record)
         log.info("bench: %s people appended to %s", f"{people:,}", args.results)
+    return _reports(records, args)
+
+
+def _reports(records: list[dict], args: argparse.Namespace) -> int:
     from cdi_spark.bench_report import growth_exponents, write_reports
 
     for stage, exponent in growth_exponents(records).items():
@@ -724,6 +755,63 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for path in write_reports(records, Path(args.reports)):
         print(f"bench: wrote {path}", flush=True)
     return 0
+
+
+def full_run_record(results: Path, people: int, seed: int) -> dict:
+    """The newest line of ``results`` for a full run of ``people`` and ``seed``.
+
+    Raises:
+        ConfigError: there is none.
+    """
+    from cdi_spark.errors import ConfigError
+
+    lines = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.is_file() else []
+    found = [r for r in lines
+             if (r.get("people"), r.get("seed")) == (people, seed) and r.get("stages") and not r.get("day2_only")]
+    if not found:
+        raise ConfigError("(command line)", "--day2-only", f"{results} has no full run of {people:,} people with seed "
+                          f"{seed}: run the bench without --day2-only first")  # fmt: skip
+    return found[-1]
+
+
+def day2_only(spark, cfg: PipelineConfig, args: argparse.Namespace) -> dict:
+    """Day 2 on the lakehouse a previous bench of the one ``--people`` size left: the record
+    of that full run with this ``day2``, appended to ``--results`` (marked ``day2_only``).
+
+    Raises:
+        ConfigError: no full run of that size is on record, or the lakehouse is not as a
+            full run left it (missing, or holding more than its one run).
+    """
+    from cdi_spark import delta_io, tables
+    from cdi_spark.errors import ConfigError
+
+    (people,) = args.people
+    data_dir = Path(args.data_dir)
+    full = full_run_record(Path(args.results), people, args.seed)
+    lakehouse = data_dir / "lakehouse"
+    runs_path = tables.table_path(str(lakehouse), tables.AUDIT, tables.RUNS)
+    run_ids = (
+        sorted({r["run_id"] for r in delta_io.read(spark, runs_path).select("run_id").collect()})
+        if delta_io.exists(spark, runs_path)
+        else []
+    )
+    if len(run_ids) != 1 or (full.get("run_ids") and run_ids[0] != full["run_ids"][-1]):
+        raise ConfigError("(command line)", "--day2-only", f"{lakehouse} holds {len(run_ids)} run(s) "
+                          f"{', '.join(run_ids)}; day 2 needs the lakehouse the full run of {full['date']} left: "
+                          "run the bench again without --day2-only")  # fmt: skip
+    day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2", day2_share=args.day2_share)
+    day2 = run_day2(spark, cfg, cfg.stages, lakehouse=lakehouse, raw_dir=str(day2_raw), day1_run=run_ids[0],
+                    full_seconds=_total(full["stages"]))  # fmt: skip
+    print(format_day2(people, day2), flush=True)
+    record = {**full, "day2": {**day2, "share": args.day2_share}, "day2_only": True, "full_run_date": full["date"],
+              "date": datetime.now(UTC).isoformat(timespec="seconds"), "note": args.note}  # fmt: skip
+    append_result(Path(args.results), record)
+    log.info("bench: day 2 of %s people appended to %s", f"{people:,}", args.results)
+    return record
+
+
+def _total(stages: dict) -> float:
+    return sum(s.get("seconds") or 0.0 for s in stages.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -122,9 +122,11 @@ def markdown(results: Sequence[dict]) -> str:
         day2 = result.get("day2")
         if not day2:
             continue
+        share = f" ({day2['share']:.1%} of the people new or changed)" if day2.get("share") else ""
+        earlier = f" (the full run of {result['full_run_date']})" if result.get("day2_only") else ""
         lines += ["", f"## Day 2 on top of {result['people']:,} people", "",
-                  f"Incremental run: {day2['seconds']:.1f} s, **{day2['ratio_to_full']}** of the full run's "
-                  f"{day2['full_seconds']:.1f} s.", "",
+                  f"Incremental run{share}: {day2['seconds']:.1f} s, **{day2['ratio_to_full']}** of the full run's "
+                  f"{day2['full_seconds']:.1f} s{earlier}.", "",
                   "| stage | seconds | rows in | rows out |", "|---|---:|---:|---:|"]  # fmt: skip
         for name, s in day2["stages"].items():
             lines.append(f"| {name} | {_fmt(s.get('seconds'), '.1f')} | {_fmt(s.get('rows_in'), ',')} "

@@ -78,7 +78,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     spark = _session(_generator_profile(args), "cdi-spark generate")
     with timed() as clock:
-        summary = generate(spark, args.out, people=args.people, seed=args.seed, batch=args.batch)
+        summary = generate(spark, args.out, people=args.people, seed=args.seed, batch=args.batch,
+                           day2_share=args.day2_share)
     for source, rows in sorted(summary.records.items()):
         log.info("generated %s: %s rows (%s malformed)", source, f"{rows:,}", summary.malformed.get(source, 0))
     log.info("generated %s people in %.1f s into %s", f"{args.people:,}", clock["seconds"], args.out)
@@ -184,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--people", type=int, default=3000, help="people to generate (default: %(default)s)")
     gen.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     gen.add_argument("--batch", default="day1", help="batch to write: day1, day2 (default: %(default)s)")
+    gen.add_argument("--day2-share", type=float,
+                     help="day2: share of the people new or changed on day 2 (default 0.15; 0.01 is a quiet day)")
     gen.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML for Spark settings")
     gen.set_defaults(func=cmd_generate)
 

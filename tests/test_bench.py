@@ -14,6 +14,7 @@ import pytest
 
 from cdi_spark import bench
 from cdi_spark.bench import StageRun
+from cdi_spark.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -113,27 +114,60 @@ def test_bench_day2_runs_the_next_batch_incrementally_on_the_last_lakehouse(spar
     from cdi_spark import delta_io
 
     config = _prepared(tmp_path, people=10, seed=7)
-    day2 = tmp_path / "bench" / "people-10-seed-7-day2"
+    day2 = tmp_path / "bench" / "people-10-seed-7-day2-share-0.05"
     (day2 / "raw" / "day2" / "orders").mkdir(parents=True)
     (day2 / "raw" / "day2" / "orders" / "b.csv").write_text("order_id,total\no4,4\no5,5\no6,y\n")
-    (day2 / bench.MARKER).write_text(json.dumps({"people": 10, "seed": 7, "batch": "day2"}))
+    (day2 / bench.MARKER).write_text(json.dumps({"people": 10, "seed": 7, "batch": "day2", "day2_share": 0.05}))
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     results = tmp_path / "results.jsonl"
-    args = parser.parse_args(["--config", str(config), "--people", "10", "--seed", "7", "--day2",
-                              "--data-dir", str(tmp_path / "bench"), "--results", str(results),
-                              "--reports", str(tmp_path / "reports")])  # fmt: skip
-    assert bench.cmd_bench(args) == 0
+    common = ["--config", str(config), "--people", "10", "--seed", "7", "--day2-share", "0.05",
+              "--data-dir", str(tmp_path / "bench"), "--results", str(results), "--reports", str(tmp_path / "reports")]
+    assert bench.cmd_bench(parser.parse_args([*common, "--day2"])) == 0
 
     assert "day 2 on top of 10 people" in capsys.readouterr().out
     record = json.loads(results.read_text())
     ingest = record["day2"]["stages"]["ingest"]
     assert (ingest["rows_in"], ingest["rows_out"], ingest["counts"]["rows_quarantined"]) == (3, 2, 1)
     assert record["day2"]["ratio_to_full"] > 0 and record["day2"]["id_stability"] is None  # no golden stage
+    assert record["day2"]["share"] == 0.05
     lakehouse = tmp_path / "bench" / "lakehouse"
     assert delta_io.read(spark, str(lakehouse / "bronze" / "orders")).count() == 4  # day 1's 2 rows kept
     runs = delta_io.read(spark, str(lakehouse / "audit" / "runs")).select("run_id").collect()
     assert len(runs) == 2 and record["day2"]["run_id"] in {r["run_id"] for r in runs}  # one row per pass
+
+    # the lakehouse now holds day 2 as well: --day2-only refuses to add it again
+    with pytest.raises(ConfigError, match="holds 2 run"):
+        bench.cmd_bench(parser.parse_args([*common, "--day2-only"]))
+
+
+@pytest.mark.slow
+def test_bench_day2_only_runs_day2_on_the_lakehouse_a_full_run_left(spark, tmp_path, capsys):
+    from cdi_spark import delta_io
+
+    config = _prepared(tmp_path, people=10, seed=7)
+    day2 = tmp_path / "bench" / "people-10-seed-7-day2-share-0.05"
+    (day2 / "raw" / "day2" / "orders").mkdir(parents=True)
+    (day2 / "raw" / "day2" / "orders" / "b.csv").write_text("order_id,total\no4,4\n")
+    (day2 / bench.MARKER).write_text(json.dumps({"people": 10, "seed": 7, "batch": "day2", "day2_share": 0.05}))
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    results = tmp_path / "results.jsonl"
+    common = ["--config", str(config), "--people", "10", "--seed", "7", "--day2-share", "0.05", "--no-floor",
+              "--data-dir", str(tmp_path / "bench"), "--results", str(results), "--reports", str(tmp_path / "reports")]
+    with pytest.raises(ConfigError, match="has no full run of 10 people"):
+        bench.cmd_bench(parser.parse_args([*common, "--day2-only"]))
+    assert bench.cmd_bench(parser.parse_args(common)) == 0
+    full = json.loads(results.read_text())
+
+    assert bench.cmd_bench(parser.parse_args([*common, "--day2-only"])) == 0
+
+    _, record = [json.loads(line) for line in results.read_text().splitlines()]
+    assert record["day2_only"] and record["full_run_date"] == full["date"] and record["stages"] == full["stages"]
+    assert record["day2"]["full_seconds"] == round(sum(s["seconds"] for s in full["stages"].values()), 1)
+    assert record["day2"]["stages"]["ingest"]["rows_out"] == 1
+    assert delta_io.read(spark, str(tmp_path / "bench" / "lakehouse" / "bronze" / "orders")).count() == 3
+    assert any("(the full run of" in p.read_text() for p in (tmp_path / "reports").glob("*.md"))
 
 
 def _result(people: int, seconds: dict[str, float], floor: float | None = None) -> dict:

@@ -97,7 +97,7 @@ class GenerateSummary:
 
 
 def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int = 42,
-             batch: str = "day1") -> GenerateSummary:
+             batch: str = "day1", day2_share: float | None = None) -> GenerateSummary:
     """Generate the demo exports and their ground truth.
 
     Args:
@@ -109,12 +109,15 @@ def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int
         batch: ``"day1"``, or ``"day2"``: the next day's incremental export of the same
             ``people`` and ``seed`` (new people, updated records, new duplicates, activity;
             see :mod:`cdi_spark.generate.day2`).
+        day2_share: for ``day2``, the share of day 1's people that are new or changed on
+            day 2 (the other rates scale with it); default 0.15, the generator's busy day.
 
     Returns:
         A :class:`GenerateSummary` with counts per source.
 
     Raises:
-        GenerateError: ``people`` is too small or ``batch`` is unknown.
+        GenerateError: ``people`` is too small, ``batch`` is unknown or ``day2_share`` is
+            out of range.
 
     Example:
         >>> generate(spark, "data/demo", people=3000, seed=42)
@@ -128,6 +131,16 @@ def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int
     if batch == "day2" and people < DAY2_MIN_PEOPLE:
         raise GenerateError(f"day2 needs people >= {DAY2_MIN_PEOPLE}, got {people}: a smaller day 2 "
                             "has too few rows per source to plant bad rows among")
+    scale = 1.0
+    if day2_share is not None:
+        try:
+            scale = day2.scale_for_share(day2_share)
+        except ValueError as e:
+            raise GenerateError(str(e)) from None
+        if batch == "day2" and people * scale < DAY2_MIN_PEOPLE:
+            raise GenerateError(f"a day 2 share of {day2_share} of {people:,} people is too small to plant bad "
+                                f"rows among: people x share must be at least "
+                                f"{DAY2_MIN_PEOPLE * (day2.NEW_PEOPLE_RATE + day2.CHANGE_RATE):g}")
     out = str(out_dir).rstrip("/")
     raw, truth = f"{out}/raw", f"{out}/truth"
     if batch == "day1":
@@ -136,7 +149,7 @@ def generate(spark: SparkSession, out_dir: str | Path, *, people: int, seed: int
         r, latent = Draws(seed), latent_people(spark, people, seed).localCheckpoint()
         frames = {spec.name: (lambda spec=spec: spec.build(latent, r, people)) for spec in SOURCES}
     else:
-        c = day2.cohorts(spark, people, seed)
+        c = day2.cohorts(spark, people, seed, scale)
         frames = {spec.name: (lambda spec=spec: day2.BUILDERS[spec.name](c)) for spec in SOURCES}
     summary = GenerateSummary({}, {}, people, seed, batch, raw, truth)
     planted_all: list[Planted] = []

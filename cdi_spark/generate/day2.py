@@ -13,6 +13,11 @@ Same seed and people as day 1; four groups of people, all hash-drawn from the pe
 - **active customers** (``ACTIVE_RATE``): new tickets, invoices, orders and events for day 1
   records; a shop customer with new orders is re-exported with new totals.
 
+``scale`` multiplies the four rates (not ``HEARD_RATE``): the default 1.0 makes a big day
+(5% new people and 10% changed, 15% of the people together); :func:`scale_for_share` gives the
+scale of a quieter one, e.g. the 1% of people new or changed that the benchmark's incremental
+run uses.
+
 Every row carries a hidden ``_change``: ``new`` (new person, or activity), ``update`` (a day 1
 record re-exported) or ``duplicate`` (a new record of a day 1 person).
 """
@@ -45,9 +50,20 @@ _DAY = 20 * 3600             # day 2's exports span the 20 hours after DAY2_AT
 Builder = Callable[[DataFrame, Draws, int], DataFrame]
 
 
-def new_people_count(people: int) -> int:
+def new_people_count(people: int, scale: float = 1.0) -> int:
     """People first seen on day 2 (ids ``people .. people + count - 1``)."""
-    return max(1, round(people * NEW_PEOPLE_RATE))
+    return max(1, round(people * NEW_PEOPLE_RATE * scale))
+
+
+def scale_for_share(share: float) -> float:
+    """The ``scale`` at which ``share`` of day 1's people are new or changed on day 2.
+
+    Raises:
+        ValueError: ``share`` is not in (0, 1].
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"the share of new and changed people must be in (0, 1], found {share}")
+    return share / (NEW_PEOPLE_RATE + CHANGE_RATE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,7 @@ class Cohorts:
         people: day 1's count.
         total: day 1's and the new people together.
         r: the draws.
+        scale: the multiplier of the rates (see the module docstring).
     """
 
     day1: DataFrame
@@ -70,6 +87,7 @@ class Cohorts:
     people: int
     total: int
     r: Draws
+    scale: float = 1.0
 
     def seen_by(self, system: str) -> DataFrame:
         """Day 1's people as ``system`` knows them on day 2 (the changes it heard of applied)."""
@@ -78,34 +96,37 @@ class Cohorts:
     def heard(self, system: str) -> Column:
         """True for a day 1 person with a change that ``system`` heard of."""
         pid = F.col("person_id")
-        return _changed(self.r, pid) & self.r.chance(HEARD_RATE, f"d2_heard_{system}", pid)
+        return _changed(self.r, pid, self.scale) & self.r.chance(HEARD_RATE, f"d2_heard_{system}", pid)
 
     def active(self, pid: Column | None = None) -> Column:
         """True for a day 1 person (``pid``, by default ``person_id``) with new activity."""
-        return self.r.chance(ACTIVE_RATE, "d2_active", F.col("person_id") if pid is None else pid)
+        return self.r.chance(ACTIVE_RATE * self.scale, "d2_active", F.col("person_id") if pid is None else pid)
 
 
-def _changed(r: Draws, pid: Column) -> Column:
-    return r.chance(CHANGE_RATE, "d2_change", pid)
+def _changed(r: Draws, pid: Column, scale: float) -> Column:
+    return r.chance(CHANGE_RATE * scale, "d2_change", pid)
 
 
-def cohorts(spark: SparkSession, people: int, seed: int) -> Cohorts:
-    """Day 2's groups of people for a day 1 of ``people`` people and ``seed``."""
+def cohorts(spark: SparkSession, people: int, seed: int, scale: float = 1.0) -> Cohorts:
+    """Day 2's groups of people for a day 1 of ``people`` people and ``seed``, the rates times ``scale``."""
+    most = 1 / (NEW_PEOPLE_RATE + CHANGE_RATE)  # every day 1 person new or changed
+    if not 0 < scale <= most:
+        raise ValueError(f"scale must be above 0 and at most {most:.2f}, found {scale}")
     r = Draws(seed)
     pid = F.col("person_id")
     day1 = latent_people(spark, people, seed)
-    n_new = new_people_count(people)
+    n_new = new_people_count(people, scale)
     new = latent_people(spark, n_new, seed, start=people).withColumn(
         "since", F.lit(DAY2_AT) - r.randint(0, 14 * 86400, "d2_since", pid))
     known = reduce(lambda a, b: a | b, [F.col(f"in_{s}") for s in PRESENCE])
-    joined = {s: ~F.col(f"in_{s}") & known & r.chance(JOIN_RATE, f"d2_join_{s}", pid) for s in PRESENCE}
-    current = _apply_changes(day1, r, _changed(r, pid)) \
+    joined = {s: ~F.col(f"in_{s}") & known & r.chance(JOIN_RATE * scale, f"d2_join_{s}", pid) for s in PRESENCE}
+    current = _apply_changes(day1, r, _changed(r, pid, scale)) \
         .withColumns({f"joined_{s}": cond for s, cond in joined.items()}) \
         .withColumns({f"in_{s}": F.col(f"in_{s}") | F.col(f"joined_{s}") for s in PRESENCE}) \
-        .withColumn("d2_active", r.chance(ACTIVE_RATE, "d2_active", pid))
+        .withColumn("d2_active", r.chance(ACTIVE_RATE * scale, "d2_active", pid))
     # materialised once, so that each export's plan starts from rows (see api.generate)
     return Cohorts(day1.localCheckpoint(), current.localCheckpoint(), new.localCheckpoint(), people,
-                   people + n_new, r)
+                   people + n_new, r, scale)
 
 
 def _apply_changes(people: DataFrame, r: Draws, when: Column) -> DataFrame:
@@ -195,7 +216,7 @@ def crm_accounts(c: Cohorts) -> DataFrame:
     new = _tag(b2b.crm_accounts(c.new, c.r, c.total, first=account_count(c.people)), "new")
     idx = F.col("_idx")
     old = b2b.crm_accounts(c.day1, c.r, c.people)
-    picked = old.filter((idx < MIN_ACCOUNT_UPDATES) | c.r.chance(ACCOUNT_UPDATE_RATE, "d2_acct", idx))
+    picked = old.filter((idx < MIN_ACCOUNT_UPDATES) | c.r.chance(ACCOUNT_UPDATE_RATE * c.scale, "d2_acct", idx))
     updated = picked.withColumn("Phone", b2b.account_phone(c.r, idx, F.col("_country"), "d2_acct_ph"))
     return new.unionByName(_tag(updated, "update"))
 

@@ -130,3 +130,21 @@ def test_day2_is_the_same_for_a_seed_whatever_the_partitioning(spark):
 def test_day2_needs_enough_people(spark, tmp_path):
     with pytest.raises(GenerateError, match="day2 needs people >= 100"):
         generate(spark, tmp_path, people=50, batch="day2")
+
+
+def test_a_quieter_day2_scales_new_and_changed_people_by_its_share(spark):
+    busy = day2.cohorts(spark, 1000, SEED)
+    quiet = day2.cohorts(spark, 1000, SEED, scale=day2.scale_for_share(0.03))
+    assert (busy.total - busy.people, quiet.total - quiet.people) == (50, 10)   # 5% and 1% new
+    changed = [c.current.filter(F.col("d2_change").isNotNull()).count() for c in (busy, quiet)]
+    active = [c.current.filter("d2_active").count() for c in (busy, quiet)]
+    assert 70 < changed[0] < 130 and 5 < changed[1] < 35        # about 10% and 2% changed
+    assert 100 < active[0] < 200 and 10 < active[1] < 50         # about 15% and 3% active
+    assert day2.scale_for_share(0.15) == pytest.approx(1.0)
+
+
+def test_day2_share_must_leave_enough_people(spark, tmp_path):
+    with pytest.raises(GenerateError, match="too small to plant bad rows"):
+        generate(spark, tmp_path, people=1000, batch="day2", day2_share=0.01)
+    with pytest.raises(GenerateError, match=r"must be in \(0, 1\]"):
+        generate(spark, tmp_path, people=1000, batch="day2", day2_share=0)
