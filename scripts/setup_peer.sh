@@ -6,8 +6,11 @@
 # separate process (cdi_spark/peer/splink_peer.py, run with "$PEER_VENV/bin/python").
 #
 # 1. a virtual environment in $PEER_VENV (default .venv-peer);
-# 2. splink==$SPLINK_VERSION (it pulls duckdb, pyarrow and sqlglot) and pandas, which Splink
-#    uses to hand back results.
+# 2. splink==$SPLINK_VERSION and pandas, for whoever wants Splink's results as DataFrames (the
+#    peer script itself reads and writes through DuckDB). Splink pulls duckdb, pyarrow and sqlglot
+#    with open ranges; they are pinned here to the versions the peer was tried with, so that a new
+#    release (DuckDB 2.0 changed how unfetched results block a connection; sqlglot writes Splink's
+#    SQL) cannot change the benchmark's peer unnoticed.
 #
 # Idempotent: when the pins below have not changed it takes about a second.
 set -euo pipefail
@@ -16,7 +19,7 @@ cd "$(dirname "$0")/.."
 PEER_VENV="${PEER_VENV:-.venv-peer}"
 PYTHON="${PYTHON:-python3.11}"
 SPLINK_VERSION="5.0.0"
-PACKAGES=("splink==$SPLINK_VERSION" "pandas")
+PACKAGES=("splink==$SPLINK_VERSION" "duckdb==2.0.1" "sqlglot==30.31.0" "pyarrow==26.0.1" "pandas")
 
 log() { printf '[setup-peer] %s\n' "$*" >&2; }
 
