@@ -193,3 +193,24 @@ def test_a_missing_records_path_exits_2(tmp_path):
     done = _run_peer(tmp_path / "nowhere", tmp_path / "out")
     assert done.returncode == 2
     assert "nowhere" in done.stderr
+
+
+def test_a_folder_of_spark_part_files_is_read_whole(tmp_path):
+    folder = tmp_path / "records"
+    folder.mkdir()
+    table = pa.Table.from_pylist(RECORDS)
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), folder / "part-00000-a.snappy.parquet")
+    pq.write_table(table.slice(half), folder / "part-00001-a.snappy.parquet")
+    (folder / "_SUCCESS").write_text("")
+    done = _run_peer(folder, tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["records"] == len(RECORDS)
+
+
+def test_a_repeated_record_key_exits_2(tmp_path):
+    records = tmp_path / "twice.parquet"
+    pq.write_table(pa.Table.from_pylist(RECORDS + RECORDS[:1]), records)
+    done = _run_peer(records, tmp_path / "out")
+    assert done.returncode == 2
+    assert "record_key is not unique" in done.stderr
