@@ -1,14 +1,15 @@
 """The benchmark's Splink peer, run as the bench runs it: a subprocess in the peer venv on a small Parquet file.
 
 The fixture is 46 standardized records: ten people with two to four records each (typos in a name, a
-missing email, another phone, a missing birth date), two pairs of hard non-matches (same name, or same
-household, as different people) and singletons. Splink trains on it unsupervised, as in its tutorials.
+missing email, another phone, a missing birth date), hard non-matches (the same name in another city, one
+household, similar names in one city) and singletons. Splink trains on it unsupervised, as in its tutorials.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -17,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+PEER_PYTHON = ROOT / os.environ.get("PEER_VENV", ".venv-peer") / "bin" / "python"
 SCRIPT = ROOT / "cdi_spark" / "peer" / "splink_peer.py"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not PEER_PYTHON.exists(), reason="no peer venv: run scripts/setup_peer.sh (make setup)"),
+    pytest.mark.skipif(not PEER_PYTHON.exists(), reason=f"no {PEER_PYTHON}: run scripts/setup_peer.sh"),
 ]
 
 COLUMNS = ("record_key", "given_name_key", "family_name_key", "email_key", "phone_e164", "birth_date",
