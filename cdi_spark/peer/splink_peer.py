@@ -7,7 +7,8 @@ What it does
     model on the records themselves (no labels, as in Splink's tutorials), scores the candidate pairs,
     clusters them at ``--threshold`` and writes ``<out>/clusters.parquet`` (``record_key``, ``cluster_id``:
     every input record once, singletons included) and ``<out>/peer.json`` (versions, settings, counts and
-    the wall seconds of each phase). The JSON is also the last line on stdout; progress goes to stderr.
+    the wall seconds of each phase: ``load``, ``blocking`` (the blocking analysis), ``train``, ``predict``,
+    ``cluster``, ``write`` and ``total``). The JSON is also the last line on stdout; progress goes to stderr.
 
 How it is run
     With the peer venv's python (``scripts/setup_peer.sh``): Splink 5 needs pyarrow>=18 and PySpark 3.5
@@ -47,9 +48,9 @@ Settings, and the Splink documentation each follows
       seed=...)`` (2e6 by default, the tutorial's value); then expectation maximisation over three
       blocking rules (given+family name, birth date, email) so that every comparison is estimated in at
       least one pass, ``estimate_without_term_frequencies=True`` as in the 50k example. A pass that fails
-      is logged and skipped (Splink 5 raises ValueError when EM drives an m probability to 0.0, which
-      happens on small or lopsided blocks); Splink warns about, and falls back to its defaults for, any
-      level left without an estimate.
+      is logged and skipped (its block has no pairs, say no birth dates; or Splink 5 raises ValueError
+      when EM drives an m probability to 0.0, as happens on small or lopsided blocks); Splink warns about,
+      and falls back to its defaults for, any level left without an estimate.
     * ``linker.inference.predict()`` keeps every scored pair (so that the JSON can count candidates), and
       ``linker.clustering.cluster_pairwise_predictions_at_threshold(df, threshold)`` links the pairs at or
       above the threshold into connected components.
@@ -78,6 +79,7 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
+from splink.internals.exceptions import SplinkException  # Splink 5 exports no public exceptions module
 
 log = logging.getLogger("cdi_spark.peer.splink")
 
@@ -241,7 +243,7 @@ def train(linker: Linker, max_pairs_u: int, seed: int) -> list[str]:
             linker.training.estimate_parameters_using_expectation_maximisation(
                 block_on(*columns), estimate_without_term_frequencies=True)
             passes.append("+".join(columns))
-        except (ValueError, ZeroDivisionError, duckdb.Error) as exc:
+        except (SplinkException, ValueError, duckdb.Error) as exc:  # no pairs; an m driven to 0.0
             log.warning("EM blocked on %s skipped: %s", "+".join(columns), exc)
     return passes
 
@@ -285,7 +287,7 @@ def run(args: argparse.Namespace) -> dict:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         con.sql(f"copy (select record_key, cluster_id from {clusters.physical_name} order by record_key) "
-                    f"to {_sql_string(str(out / 'clusters.parquet'))} (format parquet)")
+                f"to {_sql_string(str(out / 'clusters.parquet'))} (format parquet)")
     return {
         "peer": "splink", "splink": version("splink"), "duckdb": duckdb.__version__,
         "threshold": args.threshold, "seed": args.seed, "threads": args.threads,
