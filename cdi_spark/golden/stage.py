@@ -39,6 +39,8 @@ MERGEd by content hash, so only customers whose figures moved get a new row vers
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -51,6 +53,7 @@ from cdi_spark import delta_io, tables
 from cdi_spark.config import PipelineConfig, load_survivorship
 from cdi_spark.errors import StageError
 from cdi_spark.golden import c360, ids, profile, publish
+from cdi_spark.logs import timed
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,15 @@ class _State:
     silver_version: int
     clusters_version: int
     versions: dict[str, int]
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Log the wall time of one step of the stage (Spark's laziness moves some work into the
+    step that first needs it: the xref is materialised by the record check)."""
+    with timed() as clock:
+        yield
+    log.info("golden: %s took %.1f s", name, clock["seconds"])
 
 
 def _path(cfg: PipelineConfig, layer: str, name: str) -> str:
@@ -186,13 +198,15 @@ def build_golden(spark: SparkSession, cfg: PipelineConfig, *, run_id: str, full:
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
-        _check_records(xref)
-        affected = _affected(xref, old_xref) if incremental else None
+        with _step("ids and xref"):
+            _check_records(xref)
+            affected = _affected(xref, old_xref) if incremental else None
         result = _write(spark, cfg, run_id, generation, records, xref, assignment, affected)
         n_records, n_customers = _sizes(xref)
         n_affected = affected.count() if affected is not None else n_customers
         out = GoldenResult(generation, mode, n_records, n_customers, n_affected, result[0], result[1])
-        _finish(spark, cfg, run_id, out, started, silver_version, clusters_version)
+        with _step("upkeep and commit"):
+            _finish(spark, cfg, run_id, out, started, silver_version, clusters_version)
     finally:
         xref.unpersist()
     log.info("golden: %s", ", ".join(f"{k}={v:,}" for k, v in out.counts().items()))
@@ -247,10 +261,29 @@ def _write(
     affected: DataFrame | None,
 ) -> tuple[dict[str, int], dict[str, publish.PublishResult]]:
     published: dict[str, publish.PublishResult] = {}
+    # 1. profiles: all of them, or the affected customers' (with the retired ids among them deleted)
+    with _step("customer_profile"):
+        _write_profiles(spark, cfg, run_id, records, xref, affected, published)
+    # 2. Customer 360: current profiles and all activity, MERGEd by content
+    with _step("customer_360"):
+        _write_360(spark, cfg, run_id, xref, published)
+    # 3-5. events of this generation (replacing a killed attempt's), registry, xref
+    with _step("id events, customer_ids and customer_xref"):
+        kinds = _write_ids(spark, cfg, run_id, generation, xref, assignment, published)
+    return kinds, published
+
+
+def _write_profiles(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    run_id: str,
+    records: DataFrame,
+    xref: DataFrame,
+    affected: DataFrame | None,
+    published: dict[str, publish.PublishResult],
+) -> None:
     profile_path = _path(cfg, tables.GOLD, tables.CUSTOMER_PROFILE)
     survivorship = load_survivorship(cfg)
-
-    # 1. profiles: all of them, or the affected customers' (with the retired ids among them deleted)
     if affected is None:
         profiles = profile.build_profiles(records, xref, survivorship)
         published[tables.CUSTOMER_PROFILE] = publish.publish(spark, profiles, profile_path, keys=["customer_id"],
@@ -263,7 +296,11 @@ def _write(
         published[tables.CUSTOMER_PROFILE] = publish.publish(spark, profiles, profile_path, keys=["customer_id"],
                                                              run_id=run_id, scope=affected, deleted=gone)
 
-    # 2. Customer 360: current profiles and all activity, MERGEd by content
+
+def _write_360(
+    spark: SparkSession, cfg: PipelineConfig, run_id: str, xref: DataFrame, published: dict[str, publish.PublishResult]
+) -> None:
+    profile_path = _path(cfg, tables.GOLD, tables.CUSTOMER_PROFILE)
     c360_cfg = c360.load_c360(cfg.base_dir / cfg.customer_360)
     current = delta_io.read(spark, profile_path).filter(~F.col(publish.IS_DELETED)).drop(*publish.BOOKKEEPING)
     if any(delta_io.exists(spark, _path(cfg, tables.BRONZE, s)) for s in c360_cfg.activity_sources):
@@ -280,7 +317,16 @@ def _write(
         if activity is not None:
             activity.unpersist()
 
-    # 3-5. events of this generation (replacing a killed attempt's), registry, xref
+
+def _write_ids(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    run_id: str,
+    generation: int,
+    xref: DataFrame,
+    assignment: ids.IdAssignment,
+    published: dict[str, publish.PublishResult],
+) -> dict[str, int]:
     events = assignment.events.withColumn("generation", F.lit(generation).cast("long")).persist()
     try:
         kinds = {r["event"]: int(r["n"]) for r in events.groupBy("event").agg(F.count(F.lit(1)).alias("n")).collect()}
@@ -293,7 +339,7 @@ def _write(
                                                      keys=["customer_id"], run_id=run_id)
     published[tables.CUSTOMER_XREF] = publish.publish(spark, xref, _path(cfg, tables.GOLD, tables.CUSTOMER_XREF),
                                                       keys=["record_key"], run_id=run_id)
-    return kinds, published
+    return kinds
 
 
 def _finish(
