@@ -444,19 +444,95 @@ def match_quality(spark, lakehouse: Path, truth_dir: Path) -> dict | None:
         the largest cluster and the one-sided counts; None when there are no clusters.
     """
     from cdi_spark import delta_io, tables
-    from cdi_spark.evaluate import evaluate
-    from cdi_spark.resolve.labels import read_generated_truth
 
     path = tables.table_path(str(lakehouse), tables.SILVER, tables.ENTITY_CLUSTERS)
     if not delta_io.exists(spark, path):
         return None
+    return clusters_quality(spark, delta_io.read(spark, path), truth_dir, name=path)
+
+
+def clusters_quality(spark, clusters, truth_dir: Path, *, name: str) -> dict:
+    """``clusters`` (``record_key``, ``cluster_id``) against the generator's truth: see :func:`match_quality`."""
+    from cdi_spark.evaluate import evaluate
+    from cdi_spark.resolve.labels import read_generated_truth
+
     truth = read_generated_truth(spark, str(truth_dir)).withColumnRenamed("record_key", "record_id")
-    clusters = delta_io.read(spark, path).withColumnRenamed("record_key", "record_id")
-    ev = evaluate(truth, clusters, worst=0, allow_missing=True, truth_name=str(truth_dir), clusters_name=path)
+    clusters = clusters.withColumnRenamed("record_key", "record_id")
+    ev = evaluate(truth, clusters, worst=0, allow_missing=True, truth_name=str(truth_dir), clusters_name=name)
     fields = ("precision", "recall", "f1", "bcubed_precision", "bcubed_recall", "bcubed_f1", "adjusted_rand")
     return {**{f: round(getattr(ev, f), 4) for f in fields},
             **{f: getattr(ev, f) for f in ("records", "clusters", "entities", "largest_cluster", "true_pairs",
                                            "predicted_pairs", "only_in_truth", "only_in_clusters")}}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The peer: Splink 5 on DuckDB, in its own virtual environment
+# --------------------------------------------------------------------------------------------
+
+PEERS = ("splink",)
+DEFAULT_PEER_PYTHON = ".venv-peer/bin/python"
+PEER_SCRIPT = Path(__file__).resolve().parent / "peer" / "splink_peer.py"
+# The standardized fields the peer compares: the ones our matcher reads.
+PEER_COLUMNS = ("record_key", "given_name_key", "family_name_key", "email_key", "phone_e164", "birth_date",
+                "street", "street_number", "postcode", "city", "country")  # fmt: skip
+
+
+def run_peer(spark, lakehouse: Path, truth_dir: Path, out: Path, *, python: str, threads: int, seed: int) -> dict:
+    """Resolve the run's ``silver.customer_records`` with the peer and score its clusters.
+
+    The records the resolve stage read are exported once as Parquet (``export_seconds``,
+    outside the peer's time); the peer runs as its own process (:mod:`cdi_spark.peer.splink_peer`
+    under ``python``, the peer's virtual environment) with ``threads`` DuckDB threads; its
+    ``seconds`` are the process's wall time (start-up and imports included, as our stage's
+    include the session's work), its phases come from its own ``peer.json``. Its clusters
+    are scored against the truth exactly as ours are (:func:`clusters_quality`).
+
+    Raises:
+        ConfigError: the peer's python is not there (``bash scripts/setup_peer.sh`` makes it).
+        RuntimeError: the peer process failed (its last lines of output are in the message).
+    """
+    import subprocess
+
+    from cdi_spark import delta_io, tables
+    from cdi_spark.errors import ConfigError
+
+    if not Path(python).is_file():
+        raise ConfigError("(command line)", "--peer-python", f"{python} not found: run `bash scripts/setup_peer.sh` "
+                          "(or `make setup-peer`) to make the peer's virtual environment")  # fmt: skip
+    if out.exists():
+        shutil.rmtree(out)
+    records = out / "records"
+    began = time.perf_counter()
+    silver = delta_io.read(spark, tables.table_path(str(lakehouse), tables.SILVER, tables.CUSTOMER_RECORDS))
+    silver.select(*PEER_COLUMNS).write.parquet(str(records))
+    export_seconds = round(time.perf_counter() - began, 1)
+    command = [python, str(PEER_SCRIPT), "--records", str(records), "--out", str(out / "result"),
+               "--threads", str(threads), "--seed", str(seed)]  # fmt: skip
+    log.info("bench: peer splink: %s", " ".join(command))
+    began = time.perf_counter()
+    with RssSampler() as rss:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = round(time.perf_counter() - began, 1)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).splitlines()[-15:])
+        raise RuntimeError(f"the peer (splink) exited with {done.returncode}:\n{tail}")
+    report = json.loads((out / "result" / "peer.json").read_text())
+    clusters = spark.read.parquet(str(out / "result" / "clusters.parquet"))
+    quality = clusters_quality(spark, clusters, truth_dir, name=f"splink clusters in {out / 'result'}")
+    return {"name": "splink", "seconds": seconds, "export_seconds": export_seconds, "rss_peak_mb": _mb(rss.peak),
+            "report": report, "quality": quality}  # fmt: skip
+
+
+def format_peer(people: int, peer: dict, ours_seconds: float | None, ours_quality: dict | None) -> str:
+    """One line comparing our resolve stage with the peer at one size."""
+    q = peer["quality"]
+    line = (f"peer splink at {people:,} people: {peer['seconds']:.1f} s, pairwise F1 {q['f1']:.4f}, "
+            f"B-cubed F1 {q['bcubed_f1']:.4f}, {q['clusters']:,} clusters")  # fmt: skip
+    if ours_seconds and peer["seconds"]:
+        line += f"; our resolve took {ours_seconds / peer['seconds']:.2f} of its time"
+    if ours_quality and q["f1"]:
+        line += f" with {ours_quality['f1'] / q['f1']:.3f} of its pairwise F1"
+    return line
 
 
 def format_quality(people: int, quality: dict) -> str:
@@ -643,6 +719,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ratio to the full run and the id stability",
     )
     parser.add_argument(
+        "--peer",
+        choices=PEERS,
+        help="also resolve each size's standardized records with this peer (Splink 5 on DuckDB, in its own "
+        "virtual environment: bash scripts/setup_peer.sh) and compare time and match quality",
+    )
+    parser.add_argument(
+        "--peer-python",
+        default=DEFAULT_PEER_PYTHON,
+        help="python of the peer's virtual environment (default: %(default)s)",
+    )
+    parser.add_argument(
         "--day2-share",
         type=float,
         default=0.01,
@@ -700,6 +787,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         quality = match_quality(spark, lakehouse, raw_dir.parent / "truth") if "resolve" in stages else None
         if quality:
             print(format_quality(people, quality), flush=True)
+        peer = None
+        if args.peer and quality:
+            peer = run_peer(spark, lakehouse, raw_dir.parent / "truth", data_dir / "peer", python=args.peer_python,
+                            threads=os.cpu_count() or 1, seed=args.seed)  # fmt: skip
+            print(format_peer(people, peer, summary.get("resolve", {}).get("seconds"), quality), flush=True)
         floor = None
         if args.floor:
             floors = [io_floor(spark, cfg, raw_dir=str(raw_dir), out=data_dir / "floor") for _ in range(args.repeat)]
@@ -739,6 +831,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "note": args.note,
             "io_floor": floor,
             "quality": quality,
+            "peer": peer,
             "day2": day2,
         }
         records.append(record)

@@ -118,6 +118,23 @@ def markdown(results: Sequence[dict]) -> str:
             lines.append(f"| {r['people']:,} | {q['precision']:.4f} | {q['recall']:.4f} | {q['f1']:.4f} "
                          f"| {q['bcubed_f1']:.4f} | {q['adjusted_rand']:.4f} | {q['records']:,} | {q['clusters']:,} "
                          f"| {q['largest_cluster']} |")  # fmt: skip
+    peers = [r for r in sized if r.get("peer")]
+    if peers:
+        lines += ["", "## Peer: Splink on DuckDB, the same standardized records", "",
+                  "Seconds: our resolve stage (Zingg training included) against the peer's process (training "
+                  "included); the ratios are ours over the peer's: below 1.0 we are faster, above 1.0 more accurate.",
+                  "",
+                  "| people | our resolve s | Splink s | time ratio | our pairwise F1 | Splink pairwise F1 | F1 ratio "
+                  "| our B-cubed F1 | Splink B-cubed F1 |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in peers:
+            peer, ours = r["peer"], r.get("quality") or {}
+            pq, t = peer["quality"], r["stages"].get("resolve", {}).get("seconds")
+            time_ratio = t / peer["seconds"] if t and peer["seconds"] else None
+            f1_ratio = ours["f1"] / pq["f1"] if ours.get("f1") is not None and pq["f1"] else None
+            lines.append(f"| {r['people']:,} | {_fmt(t, '.1f')} | {peer['seconds']:.1f} | {_fmt(time_ratio, '.2f')} "
+                         f"| {_fmt(ours.get('f1'), '.4f')} | {pq['f1']:.4f} | {_fmt(f1_ratio, '.3f')} "
+                         f"| {_fmt(ours.get('bcubed_f1'), '.4f')} | {pq['bcubed_f1']:.4f} |")  # fmt: skip
     for result in sized:
         day2 = result.get("day2")
         if not day2:

@@ -203,6 +203,11 @@ def test_markdown_flags_a_superlinear_stage_and_gives_ratios_to_the_floor(tmp_pa
                "records": 4000, "clusters": 1900, "largest_cluster": 6}  # fmt: skip
     assert "| 2,000 | 0.9900 | 0.9800 | 0.9850 | 0.9900 | 0.9700 | 4,000 | 1,900 | 6 |" in markdown(
         [results[0], {**results[1], "quality": quality}])
+    assert "Peer" not in text
+    peer = {"seconds": 2.0, "quality": {**quality, "f1": 0.9, "bcubed_f1": 0.95}}
+    peered = markdown([results[0], {**results[1], "quality": quality, "peer": peer}])
+    # our resolve 4.0 s against the peer's 2.0 s; our F1 0.985 against its 0.9
+    assert "| 2,000 | 4.0 | 2.0 | 2.00 | 0.9850 | 0.9000 | 1.094 | 0.9900 | 0.9500 |" in peered
     paths = write_reports(results, tmp_path)
     assert [p.name for p in paths] == ["2026-11-23T100000-1000.json", "2026-11-23T100000-2000.json",
                                        "2026-11-23T100000-1000-2000.md", "2026-11-23T100000-1000-2000.png"]
@@ -252,3 +257,48 @@ def test_match_quality_compares_the_clusters_with_the_generators_truth(spark, tm
     assert (quality["records"], quality["only_in_truth"], quality["largest_cluster"]) == (5, 1, 3)
     assert "pairwise P 0.3333 R 0.5000" in bench.format_quality(10, quality)
     assert bench.match_quality(spark, tmp_path / "empty", tmp_path / "truth") is None
+
+
+PEER_PYTHON = Path(__file__).resolve().parents[1] / bench.DEFAULT_PEER_PYTHON
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PEER_PYTHON.is_file(), reason="no peer venv: make setup-peer (make test makes it)")
+def test_the_peer_resolves_silver_records_and_is_scored_like_our_clusters(spark, tmp_path):
+    from datetime import date
+
+    from pyspark.sql import functions as F
+
+    from cdi_spark import delta_io, tables
+
+    people = [  # (given, family, email, phone, birth date, postcode, city); person i has records i*10 + k
+        ("anna", "schmidt", "anna.schmidt@mail.de", "+4915112345678", date(1980, 5, 1), "10115", "berlin"),
+        ("bob", "jones", "bob.jones@mail.com", "+442071234567", date(1975, 2, 3), "SW1A1AA", "london"),
+        ("chen", "wei", "chen.wei@mail.cn", "+8613800138000", date(1990, 7, 9), "100000", "beijing"),
+        ("dora", "silva", "dora.silva@mail.pt", "+351912345678", date(1985, 1, 30), "1000-001", "lisboa"),
+        ("emil", "novak", "emil.novak@mail.cz", "+420601123456", date(1970, 12, 24), "11000", "praha"),
+        ("fay", "olsen", "fay.olsen@mail.dk", "+4520123456", date(1995, 3, 14), "1050", "kobenhavn"),
+    ]
+    rows, truth = [], []
+    for i, (given, family, email, phone, born, postcode, city) in enumerate(people):
+        for k in range(3):  # the same person three times: one without email, one without phone
+            key = f"{i * 10 + k}"
+            rows.append((f"crm_contacts:{key}", given, family, None if k == 1 else email, None if k == 2 else phone,
+                         born, "1 main street", "1", postcode, city, "DE"))  # fmt: skip
+            truth.append(("crm_contacts", key, i))
+    schema = ("record_key string, given_name_key string, family_name_key string, email_key string, "
+              "phone_e164 string, birth_date date, street string, street_number string, postcode string, "
+              "city string, country string")  # fmt: skip
+    lakehouse = tmp_path / "lakehouse"
+    delta_io.append(spark, spark.createDataFrame(rows, schema).withColumn("source", F.lit("crm_contacts")),
+                    tables.table_path(str(lakehouse), tables.SILVER, tables.CUSTOMER_RECORDS))  # fmt: skip
+    spark.createDataFrame(truth, "source string, record_id string, person_id long").write.parquet(
+        str(tmp_path / "truth" / "person_records"))
+
+    peer = bench.run_peer(spark, lakehouse, tmp_path / "truth", tmp_path / "peer", python=str(PEER_PYTHON),
+                          threads=2, seed=7)  # fmt: skip
+
+    assert peer["quality"]["records"] == 18 and peer["quality"]["only_in_truth"] == 0
+    assert peer["report"]["records"] == 18 and peer["seconds"] > 0 and peer["export_seconds"] > 0
+    assert peer["quality"]["precision"] == 1.0  # six people who share nothing are never merged
+    assert "our resolve took" in bench.format_peer(6, peer, 10.0, peer["quality"])
