@@ -16,9 +16,13 @@
    under ``day2``: each stage, the run's total seconds as a ratio to the full run's (median)
    total, and, when the golden stage ran, the id stability
    (:func:`cdi_spark.golden.history.id_stability`: the share of the customers day 2 did not
-   touch that kept their id). ``--day2-only`` skips the full run and runs day 2 on the
-   lakehouse a previous bench of that size left, against that bench's result line (a 1M
-   full run takes an hour; its day 2 can be measured again without it).
+   touch that kept their id).
+5. with ``--peer splink``: resolves each size's standardized records with the peer as well
+   (:func:`run_peer`).
+
+``--on-last-run`` skips the full run: ``--peer`` and ``--day2`` run on the lakehouse a
+previous bench of that one size left, against that bench's result line (a 1M full run takes
+an hour; the peer and day 2 can be measured again without it).
 
 The **I/O floor** (``--floor``, on by default) is measured beside them: every source's raw
 files read with Spark's own reader for the format (CSV with its header and dialect, every
@@ -737,10 +741,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
-        "--day2-only",
+        "--on-last-run",
         action="store_true",
-        help="skip the full run: run day 2 on the lakehouse the last bench of this one size left in --data-dir, "
-        "against that bench's line in --results",
+        help="skip the full run: run --peer and/or --day2 on the lakehouse the last bench of this one size left in "
+        "--data-dir, against that bench's line in --results",
     )
 
 
@@ -765,14 +769,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeat < 1:
         raise ConfigError("(command line)", "--repeat", f"expected a count >= 1, found {args.repeat}")
-    if args.day2_only and len(args.people) != 1:
-        raise ConfigError("(command line)", "--day2-only", f"expected one --people size, found {len(args.people)}")
+    if args.on_last_run and len(args.people) != 1:
+        raise ConfigError("(command line)", "--on-last-run", f"expected one --people size, found {len(args.people)}")
     cfg = _load(args)
     stages = cfg.stages
     spark = build_session(cfg.spark, app_name="cdi-spark bench")
     data_dir = Path(args.data_dir)
-    if args.day2_only:
-        records = [day2_only(spark, cfg, args)]
+    if args.on_last_run:
+        records = [on_last_run(spark, cfg, args)]
         return _reports(records, args)
     records = []
     for people in args.people:
@@ -860,24 +864,28 @@ def full_run_record(results: Path, people: int, seed: int) -> dict:
 
     lines = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.is_file() else []
     found = [r for r in lines
-             if (r.get("people"), r.get("seed")) == (people, seed) and r.get("stages") and not r.get("day2_only")]
+             if (r.get("people"), r.get("seed")) == (people, seed) and r.get("stages") and not r.get("on_last_run")]
     if not found:
-        raise ConfigError("(command line)", "--day2-only", f"{results} has no full run of {people:,} people with seed "
-                          f"{seed}: run the bench without --day2-only first")  # fmt: skip
+        raise ConfigError("(command line)", "--on-last-run", f"{results} has no full run of {people:,} people with "
+                          f"seed {seed}: run the bench without --on-last-run first")  # fmt: skip
     return found[-1]
 
 
-def day2_only(spark, cfg: PipelineConfig, args: argparse.Namespace) -> dict:
-    """Day 2 on the lakehouse a previous bench of the one ``--people`` size left: the record
-    of that full run with this ``day2``, appended to ``--results`` (marked ``day2_only``).
+def on_last_run(spark, cfg: PipelineConfig, args: argparse.Namespace) -> dict:
+    """``--peer`` and then ``--day2`` on the lakehouse a previous bench of the one ``--people``
+    size left: the record of that full run with this ``peer`` and ``day2``, appended to
+    ``--results`` (marked ``on_last_run``, with the full run's date).
 
     Raises:
-        ConfigError: no full run of that size is on record, or the lakehouse is not as a
-            full run left it (missing, or holding more than its one run).
+        ConfigError: neither --peer nor --day2 was asked for, no full run of that size is on
+            record, or the lakehouse is not as that full run left it (missing, or holding
+            more than its one run: a day 2 ran on it already).
     """
     from cdi_spark import delta_io, tables
     from cdi_spark.errors import ConfigError
 
+    if not (args.peer or args.day2):
+        raise ConfigError("(command line)", "--on-last-run", "nothing to do: add --peer and/or --day2")
     (people,) = args.people
     data_dir = Path(args.data_dir)
     full = full_run_record(Path(args.results), people, args.seed)
@@ -889,17 +897,25 @@ def day2_only(spark, cfg: PipelineConfig, args: argparse.Namespace) -> dict:
         else []
     )
     if len(run_ids) != 1 or (full.get("run_ids") and run_ids[0] != full["run_ids"][-1]):
-        raise ConfigError("(command line)", "--day2-only", f"{lakehouse} holds {len(run_ids)} run(s) "
-                          f"{', '.join(run_ids)}; day 2 needs the lakehouse the full run of {full['date']} left: "
-                          "run the bench again without --day2-only")  # fmt: skip
-    day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2", day2_share=args.day2_share)
-    day2 = run_day2(spark, cfg, cfg.stages, lakehouse=lakehouse, raw_dir=str(day2_raw), day1_run=run_ids[0],
-                    full_seconds=_total(full["stages"]))  # fmt: skip
-    print(format_day2(people, day2), flush=True)
-    record = {**full, "day2": {**day2, "share": args.day2_share}, "day2_only": True, "full_run_date": full["date"],
+        raise ConfigError("(command line)", "--on-last-run", f"{lakehouse} holds {len(run_ids)} run(s) "
+                          f"{', '.join(run_ids)}; it must be as the full run of {full['date']} left it: "
+                          "run the bench again without --on-last-run")  # fmt: skip
+    record = {**full, "on_last_run": True, "full_run_date": full["date"],
               "date": datetime.now(UTC).isoformat(timespec="seconds"), "note": args.note}  # fmt: skip
+    if args.peer:
+        raw_dir, _ = ensure_data(spark, data_dir, people, args.seed)
+        record["peer"] = run_peer(spark, lakehouse, raw_dir.parent / "truth", data_dir / "peer",
+                                  python=args.peer_python, threads=os.cpu_count() or 1, seed=args.seed)  # fmt: skip
+        resolve = full["stages"].get("resolve", {}).get("seconds")
+        print(format_peer(people, record["peer"], resolve, full.get("quality")), flush=True)
+    if args.day2:
+        day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2", day2_share=args.day2_share)
+        day2 = run_day2(spark, cfg, cfg.stages, lakehouse=lakehouse, raw_dir=str(day2_raw), day1_run=run_ids[0],
+                        full_seconds=_total(full["stages"]))  # fmt: skip
+        record["day2"] = {**day2, "share": args.day2_share}
+        print(format_day2(people, day2), flush=True)
     append_result(Path(args.results), record)
-    log.info("bench: day 2 of %s people appended to %s", f"{people:,}", args.results)
+    log.info("bench: %s people, on the last run, appended to %s", f"{people:,}", args.results)
     return record
 
 

@@ -140,7 +140,7 @@ def markdown(results: Sequence[dict]) -> str:
         if not day2:
             continue
         share = f" ({day2['share']:.1%} of the people new or changed)" if day2.get("share") else ""
-        earlier = f" (the full run of {result['full_run_date']})" if result.get("day2_only") else ""
+        earlier = f" (the full run of {result['full_run_date']})" if result.get("on_last_run") else ""
         lines += ["", f"## Day 2 on top of {result['people']:,} people", "",
                   f"Incremental run{share}: {day2['seconds']:.1f} s, **{day2['ratio_to_full']}** of the full run's "
                   f"{day2['full_seconds']:.1f} s{earlier}.", "",

@@ -136,13 +136,13 @@ def test_bench_day2_runs_the_next_batch_incrementally_on_the_last_lakehouse(spar
     runs = delta_io.read(spark, str(lakehouse / "audit" / "runs")).select("run_id").collect()
     assert len(runs) == 2 and record["day2"]["run_id"] in {r["run_id"] for r in runs}  # one row per pass
 
-    # the lakehouse now holds day 2 as well: --day2-only refuses to add it again
+    # the lakehouse now holds day 2 as well: --on-last-run refuses to add it again
     with pytest.raises(ConfigError, match="holds 2 run"):
-        bench.cmd_bench(parser.parse_args([*common, "--day2-only"]))
+        bench.cmd_bench(parser.parse_args([*common, "--day2", "--on-last-run"]))
 
 
 @pytest.mark.slow
-def test_bench_day2_only_runs_day2_on_the_lakehouse_a_full_run_left(spark, tmp_path, capsys):
+def test_bench_on_last_run_runs_day2_on_the_lakehouse_a_full_run_left(spark, tmp_path, capsys):
     from cdi_spark import delta_io
 
     config = _prepared(tmp_path, people=10, seed=7)
@@ -156,14 +156,16 @@ def test_bench_day2_only_runs_day2_on_the_lakehouse_a_full_run_left(spark, tmp_p
     common = ["--config", str(config), "--people", "10", "--seed", "7", "--day2-share", "0.05", "--no-floor",
               "--data-dir", str(tmp_path / "bench"), "--results", str(results), "--reports", str(tmp_path / "reports")]
     with pytest.raises(ConfigError, match="has no full run of 10 people"):
-        bench.cmd_bench(parser.parse_args([*common, "--day2-only"]))
+        bench.cmd_bench(parser.parse_args([*common, "--day2", "--on-last-run"]))
     assert bench.cmd_bench(parser.parse_args(common)) == 0
     full = json.loads(results.read_text())
 
-    assert bench.cmd_bench(parser.parse_args([*common, "--day2-only"])) == 0
+    with pytest.raises(ConfigError, match="nothing to do"):
+        bench.cmd_bench(parser.parse_args([*common, "--on-last-run"]))
+    assert bench.cmd_bench(parser.parse_args([*common, "--day2", "--on-last-run"])) == 0
 
     _, record = [json.loads(line) for line in results.read_text().splitlines()]
-    assert record["day2_only"] and record["full_run_date"] == full["date"] and record["stages"] == full["stages"]
+    assert record["on_last_run"] and record["full_run_date"] == full["date"] and record["stages"] == full["stages"]
     assert record["day2"]["full_seconds"] == round(sum(s["seconds"] for s in full["stages"].values()), 1)
     assert record["day2"]["stages"]["ingest"]["rows_out"] == 1
     assert delta_io.read(spark, str(tmp_path / "bench" / "lakehouse" / "bronze" / "orders")).count() == 3
