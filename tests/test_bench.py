@@ -109,20 +109,27 @@ def test_bench_runs_the_stages_on_prepared_data_and_appends_one_result_line(spar
     assert written == [".json", ".md", ".png"]
 
 
-@pytest.mark.slow
-def test_bench_day2_runs_the_next_batch_incrementally_on_the_last_lakehouse(spark, tmp_path, capsys):
-    from cdi_spark import delta_io
-
+def _day2_prepared(tmp_path: Path, day2_csv: str) -> tuple[argparse.ArgumentParser, list[str], Path]:
+    """Prepared day 1 data, a day-2 batch of share 0.05 holding ``day2_csv``; the bench's
+    parser, its common arguments and the results file."""
     config = _prepared(tmp_path, people=10, seed=7)
     day2 = tmp_path / "bench" / "people-10-seed-7-day2-share-0.05"
     (day2 / "raw" / "day2" / "orders").mkdir(parents=True)
-    (day2 / "raw" / "day2" / "orders" / "b.csv").write_text("order_id,total\no4,4\no5,5\no6,y\n")
+    (day2 / "raw" / "day2" / "orders" / "b.csv").write_text(day2_csv)
     (day2 / bench.MARKER).write_text(json.dumps({"people": 10, "seed": 7, "batch": "day2", "day2_share": 0.05}))
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     results = tmp_path / "results.jsonl"
     common = ["--config", str(config), "--people", "10", "--seed", "7", "--day2-share", "0.05",
               "--data-dir", str(tmp_path / "bench"), "--results", str(results), "--reports", str(tmp_path / "reports")]
+    return parser, common, results
+
+
+@pytest.mark.slow
+def test_bench_day2_runs_the_next_batch_incrementally_on_the_last_lakehouse(spark, tmp_path, capsys):
+    from cdi_spark import delta_io
+
+    parser, common, results = _day2_prepared(tmp_path, "order_id,total\no4,4\no5,5\no6,y\n")
     assert bench.cmd_bench(parser.parse_args([*common, "--day2"])) == 0
 
     assert "day 2 on top of 10 people" in capsys.readouterr().out
@@ -145,16 +152,8 @@ def test_bench_day2_runs_the_next_batch_incrementally_on_the_last_lakehouse(spar
 def test_bench_on_last_run_runs_day2_on_the_lakehouse_a_full_run_left(spark, tmp_path, capsys):
     from cdi_spark import delta_io
 
-    config = _prepared(tmp_path, people=10, seed=7)
-    day2 = tmp_path / "bench" / "people-10-seed-7-day2-share-0.05"
-    (day2 / "raw" / "day2" / "orders").mkdir(parents=True)
-    (day2 / "raw" / "day2" / "orders" / "b.csv").write_text("order_id,total\no4,4\n")
-    (day2 / bench.MARKER).write_text(json.dumps({"people": 10, "seed": 7, "batch": "day2", "day2_share": 0.05}))
-    parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    results = tmp_path / "results.jsonl"
-    common = ["--config", str(config), "--people", "10", "--seed", "7", "--day2-share", "0.05", "--no-floor",
-              "--data-dir", str(tmp_path / "bench"), "--results", str(results), "--reports", str(tmp_path / "reports")]
+    parser, common, results = _day2_prepared(tmp_path, "order_id,total\no4,4\n")
+    common.append("--no-floor")
     with pytest.raises(ConfigError, match="has no full run of 10 people"):
         bench.cmd_bench(parser.parse_args([*common, "--day2", "--on-last-run"]))
     assert bench.cmd_bench(parser.parse_args(common)) == 0
