@@ -514,12 +514,13 @@ def run_peer(spark, lakehouse: Path, truth_dir: Path, out: Path, *, python: str,
                "--threads", str(threads), "--seed", str(seed)]  # fmt: skip
     log.info("bench: peer splink: %s", " ".join(command))
     began = time.perf_counter()
-    with RssSampler() as rss:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with RssSampler(root=proc.pid) as rss:  # the peer's own memory, not our JVM's
+        stdout, stderr = proc.communicate()
     seconds = round(time.perf_counter() - began, 1)
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).splitlines()[-15:])
-        raise RuntimeError(f"the peer (splink) exited with {done.returncode}:\n{tail}")
+    if proc.returncode != 0:
+        tail = "\n".join((stderr or stdout).splitlines()[-15:])
+        raise RuntimeError(f"the peer (splink) exited with {proc.returncode}:\n{tail}")
     report = json.loads((out / "result" / "peer.json").read_text())
     clusters = spark.read.parquet(str(out / "result" / "clusters.parquet"))
     quality = clusters_quality(spark, clusters, truth_dir, name=f"splink clusters in {out / 'result'}")
