@@ -572,7 +572,7 @@ def ensure_data(
     if out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()
-    generate(spark, out, people=people, seed=seed, batch=batch, day2_share=day2_share if share else None)
+    generate(spark, out, people=people, seed=seed, batch=batch, day2_share=day2_share if batch == "day2" else None)
     marker.write_text(json.dumps(wanted))
     return out / "raw", round(time.perf_counter() - started, 1)
 
@@ -883,6 +883,7 @@ def on_last_run(spark, cfg: PipelineConfig, args: argparse.Namespace) -> dict:
             more than its one run: a day 2 ran on it already).
     """
     from cdi_spark import delta_io, tables
+    from cdi_spark.bench_report import total_seconds
     from cdi_spark.errors import ConfigError
 
     if not (args.peer or args.day2):
@@ -912,16 +913,12 @@ def on_last_run(spark, cfg: PipelineConfig, args: argparse.Namespace) -> dict:
     if args.day2:
         day2_raw, _ = ensure_data(spark, data_dir, people, args.seed, batch="day2", day2_share=args.day2_share)
         day2 = run_day2(spark, cfg, cfg.stages, lakehouse=lakehouse, raw_dir=str(day2_raw), day1_run=run_ids[0],
-                        full_seconds=_total(full["stages"]))  # fmt: skip
+                        full_seconds=total_seconds(full))  # fmt: skip
         record["day2"] = {**day2, "share": args.day2_share}
         print(format_day2(people, day2), flush=True)
     append_result(Path(args.results), record)
     log.info("bench: %s people, on the last run, appended to %s", f"{people:,}", args.results)
     return record
-
-
-def _total(stages: dict) -> float:
-    return sum(s.get("seconds") or 0.0 for s in stages.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
